@@ -1,0 +1,151 @@
+package flow
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+type fakePorts map[string]bool // name -> is tunnel
+
+func (p fakePorts) HasPort(n string) bool { _, ok := p[n]; return ok }
+func (p fakePorts) IsTunnel(n string) bool { return p[n] }
+
+var ports = fakePorts{"pf0vf0": false, "pf0vf1": false, "p0": false, "vxlan0": true}
+
+func base() *Flow {
+	return &Flow{ID: "f1", Port: "pf0vf0", Priority: 10, Actions: []Action{{Kind: ActDrop}}}
+}
+
+func TestValidate(t *testing.T) {
+	v4 := netip.MustParsePrefix
+	tests := []struct {
+		name string
+		mod  func(f *Flow)
+		want []Violation
+	}{
+		{"minimal drop", func(*Flow) {}, nil},
+		{"acl tcp 22", func(f *Flow) {
+			f.Match = Match{EthType: EthTypeIPv4, IPSrc: v4("10.0.0.0/24"), IPProto: ProtoTCP, DstPort: Masked16{22, 0xffff}}
+		}, nil},
+		{"empty id and port, prio 0", func(f *Flow) { f.ID, f.Port, f.Priority = "", "", 0 }, []Violation{
+			{"id", "must not be empty"}, {"port", "must not be empty"}, {"priority", "must be between 1 and 65535"}}},
+		{"id with space", func(f *Flow) { f.ID = "a b" }, []Violation{{"id", "contains a space or control character"}}},
+		{"unknown port", func(f *Flow) { f.Port = "eth9" }, []Violation{{"port", `unknown port "eth9"`}}},
+		{"ipv4 without eth_type", func(f *Flow) { f.Match.IPDst = v4("10.0.0.1/32") },
+			[]Violation{{"match.ipv4_dst", "needs eth_type ipv4 (0x0800)"}}},
+		{"ipv6 with ipv4 eth_type", func(f *Flow) {
+			f.Match.EthType = EthTypeIPv4
+			f.Match.IPSrc = v4("2001:db8::/32")
+		}, []Violation{{"match.ipv6_src", "needs eth_type ipv6 (0x86dd)"}}},
+		{"ports need l4 proto", func(f *Flow) {
+			f.Match = Match{EthType: EthTypeIPv4, IPProto: ProtoICMP, SrcPort: Masked16{1, 0xffff}}
+		}, []Violation{{"match.src_port", "needs ip_proto tcp, udp or sctp"}}},
+		{"ip_proto without ip", func(f *Flow) { f.Match.IPProto = ProtoTCP },
+			[]Violation{{"match.ip_proto", "needs eth_type ipv4 (0x0800) or ipv6 (0x86dd)"}}},
+		{"tcp flags on udp", func(f *Flow) {
+			f.Match = Match{EthType: EthTypeIPv4, IPProto: ProtoUDP, TCPFlags: Masked16{2, 0x12}}
+		}, []Violation{{"match.tcp_flags", "needs ip_proto tcp"}}},
+		{"icmpv6 type on ipv4", func(f *Flow) {
+			f.Match = Match{EthType: EthTypeIPv4, IPProto: ProtoICMPv6, ICMPType: Some[uint8](128)}
+		}, []Violation{{"match.icmp_type", "needs ip_proto icmp with ipv4 or icmpv6 with ipv6"}}},
+		{"vlan out of range", func(f *Flow) { f.Match.VLANID = Some[uint16](5000) }, []Violation{{"match.vlan_id", "5000 > 4095"}}},
+		{"cvlan without vlan", func(f *Flow) { f.Match.CVLANID = Some[uint16](5) },
+			[]Violation{{"match.cvlan_id", "an inner VLAN needs an outer vlan_id or vlan_prio"}}},
+		{"ct_state without trk", func(f *Flow) { f.Match.CTState = Masked16{CTEstablished, CTEstablished} },
+			[]Violation{{"match.ct_state", "+trk is required when any other state is required"}}},
+		{"ct_state new+est", func(f *Flow) {
+			f.Match.CTState = Masked16{CTTracked | CTNew | CTEstablished, CTTracked | CTNew | CTEstablished}
+		}, []Violation{{"match.ct_state", "+new and +est are mutually exclusive"}}},
+		{"ct_state -trk ok", func(f *Flow) { f.Match.CTState = Masked16{0, CTTracked} }, nil},
+		{"tunnel key on a representor", func(f *Flow) { f.Match.TunID = Some[uint32](5) },
+			[]Violation{{"match.tunnel", `tunnel keys match only on a tunnel port, "pf0vf0" is not one`}}},
+		{"vni too big", func(f *Flow) { f.Port = "vxlan0"; f.Match.TunID = Some[uint32](1 << 24) },
+			[]Violation{{"match.tunnel.vni", "16777216 does not fit in 24 bits"}}},
+		{"no actions", func(f *Flow) { f.Actions = nil }, []Violation{{"actions", "at least one action is required"}}},
+		{"action after drop", func(f *Flow) { f.Actions = append(f.Actions, Action{Kind: ActAccept}) },
+			[]Violation{{"actions[1]", "follows drop, which ends the action list"}}},
+		{"encap without redirect", func(f *Flow) {
+			f.Actions = []Action{{Kind: ActTunnelEncap, Encap: &TunnelEncap{VNI: 1, Src: netip.MustParseAddr("192.0.2.1"), Dst: netip.MustParseAddr("192.0.2.2")}}}
+		}, []Violation{{"actions[0]", "tunnel encap needs a redirect to a tunnel port after it"}}},
+		{"encap redirect to non-tunnel", func(f *Flow) {
+			f.Actions = []Action{{Kind: ActTunnelEncap, Encap: &TunnelEncap{VNI: 1, Src: netip.MustParseAddr("192.0.2.1"), Dst: netip.MustParseAddr("192.0.2.2")}},
+				{Kind: ActRedirect, Port: "p0"}}
+		}, []Violation{{"actions[0]", `tunnel encap needs a redirect to a tunnel port after it, "p0" is not one`}}},
+		{"encap ok", func(f *Flow) {
+			f.Actions = []Action{{Kind: ActTunnelEncap, Encap: &TunnelEncap{VNI: 1, Src: netip.MustParseAddr("192.0.2.1"), Dst: netip.MustParseAddr("192.0.2.2")}},
+				{Kind: ActRedirect, Port: "vxlan0"}}
+		}, nil},
+		{"decap off a tunnel port", func(f *Flow) { f.Actions = []Action{{Kind: ActTunnelDecap}, {Kind: ActRedirect, Port: "pf0vf1"}} },
+			[]Violation{{"actions[0]", `tunnel decap runs on a tunnel port, "pf0vf0" is not one`}}},
+		{"redirect to unknown port", func(f *Flow) { f.Actions = []Action{{Kind: ActRedirect, Port: "nope"}} },
+			[]Violation{{"actions[0].port", `unknown port "nope"`}}},
+		{"goto own chain", func(f *Flow) { f.Chain = 2; f.Actions = []Action{{Kind: ActGoto, Chain: 2}} },
+			[]Violation{{"actions[0].chain", "goto its own chain 2 loops"}}},
+		{"ct nat range reversed", func(f *Flow) {
+			f.Actions = []Action{{Kind: ActCT, CT: &CT{Zone: 1, Commit: true, NAT: NAT{Kind: NATSrc,
+				AddrMin: netip.MustParseAddr("10.0.0.9"), AddrMax: netip.MustParseAddr("10.0.0.1"), PortMin: 100, PortMax: 10}}},
+				{Kind: ActGoto, Chain: 1}}
+		}, []Violation{{"actions[0].ct.nat.addr_max", "10.0.0.1 is below addr_min 10.0.0.9"}, {"actions[0].ct.nat.port_max", "10 is below port_min 100"}}},
+		{"ct mark without commit", func(f *Flow) {
+			f.Actions = []Action{{Kind: ActCT, CT: &CT{Mark: Masked32{1, 1}}}, {Kind: ActGoto, Chain: 1}}
+		}, []Violation{{"actions[0].ct.mark", "setting a mark needs commit"}}},
+		{"rewrite ip needs eth_type", func(f *Flow) {
+			f.Actions = []Action{{Kind: ActRewrite, Rewrite: &Rewrite{Field: RewriteIPDst, IP: netip.MustParseAddr("10.1.1.1")}}, {Kind: ActAccept}}
+		}, []Violation{{"actions[0].rewrite.ip", "an IPv4 rewrite needs the match to require eth_type ipv4"}}},
+		{"rewrite port needs l4", func(f *Flow) {
+			f.Match.EthType = EthTypeIPv4
+			f.Actions = []Action{{Kind: ActRewrite, Rewrite: &Rewrite{Field: RewriteDstPort, Port: 80}}, {Kind: ActAccept}}
+		}, []Violation{{"actions[0].rewrite.field", "dst_port needs the match to require ip_proto tcp, udp or sctp"}}},
+		{"police without rate", func(f *Flow) {
+			f.Actions = []Action{{Kind: ActPolice, Police: &Police{}}, {Kind: ActAccept}}
+		}, []Violation{{"actions[0].police.rate", "a byte rate or a packet rate is required"}, {"actions[0].police.burst", "must be greater than 0"}}},
+		{"vlan push bad proto", func(f *Flow) {
+			f.Actions = []Action{{Kind: ActVLANPush, VLAN: VLANPush{ID: 10, Proto: 0x1234}}, {Kind: ActRedirect, Port: "p0"}}
+		}, []Violation{{"actions[0].vlan.proto", "0x1234 is not 802.1Q (0x8100) or 802.1ad (0x88a8)"}}},
+		{"unknown action", func(f *Flow) { f.Actions = []Action{{Kind: 99}} }, []Violation{{"actions[0].kind", "unknown action"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := base()
+			tt.mod(f)
+			Normalize(f)
+			assert.Equal(t, tt.want, Validate(f, ports))
+		})
+	}
+}
+
+func TestValidateWithoutPortsSkipsPortChecks(t *testing.T) {
+	f := base()
+	f.Port = "unknown"
+	f.Match.TunID = Some[uint32](1)
+	assert.Empty(t, Validate(f, nil))
+}
+
+func TestNormalizeMakesEqualMatchesEqual(t *testing.T) {
+	a, b := base(), base()
+	a.Match = Match{EthType: EthTypeIPv4, IPSrc: netip.MustParsePrefix("10.0.0.7/24"), TOS: Masked8{0xff, 0xfc}}
+	b.Match = Match{EthType: EthTypeIPv4, IPSrc: netip.MustParsePrefix("10.0.0.0/24"), TOS: Masked8{0xfc, 0xfc}}
+	require.False(t, a.Equal(b))
+	Normalize(a)
+	Normalize(b)
+	require.True(t, a.Equal(b))
+}
+
+func TestCloneIsDeep(t *testing.T) {
+	f := base()
+	f.Actions = []Action{{Kind: ActCT, CT: &CT{Zone: 3}}, {Kind: ActGoto, Chain: 1}}
+	c := f.Clone()
+	require.True(t, c.Equal(f))
+	c.Actions[0].CT.Zone = 4
+	require.Equal(t, uint16(3), f.Actions[0].CT.Zone)
+	require.False(t, c.Equal(f))
+}
+
+func TestKeys(t *testing.T) {
+	m := Match{EthType: EthTypeIPv6, IPDst: netip.MustParsePrefix("2001:db8::/64"), CTState: Masked16{0, CTTracked}, TunID: Some[uint32](0)}
+	assert.Equal(t, []Key{KeyEthType, KeyIPv6Dst, KeyTunID, KeyCTState}, m.Keys().Slice())
+	assert.Equal(t, "tunnel.vni", KeyTunID.String())
+}
