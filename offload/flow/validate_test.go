@@ -10,7 +10,7 @@ import (
 
 type fakePorts map[string]bool // name -> is tunnel
 
-func (p fakePorts) HasPort(n string) bool { _, ok := p[n]; return ok }
+func (p fakePorts) HasPort(n string) bool  { _, ok := p[n]; return ok }
 func (p fakePorts) IsTunnel(n string) bool { return p[n] }
 
 var ports = fakePorts{"pf0vf0": false, "pf0vf1": false, "p0": false, "vxlan0": true}

@@ -1,0 +1,130 @@
+package offload
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/offloadd/offloadd/nic"
+	"github.com/offloadd/offloadd/offload/flow"
+)
+
+// RestoreReport says what Restore found and did.
+type RestoreReport struct {
+	// Adopted flows were found installed as desired and left untouched.
+	Adopted int
+	// Installed flows were missing or different on the device and were placed again.
+	Installed int
+	// Pending flows name a port that does not exist (yet).
+	Pending int
+	// Orphans were installed copies with no desired flow; they were removed.
+	Orphans int
+}
+
+// Restore loads the persisted desired state and reconciles it with what the
+// devices hold: equal installed copies are adopted as they are (no delete,
+// no re-add, counters kept), missing or different ones are placed again,
+// and copies nobody wants are removed. Call it once, before serving.
+func (e *Engine) Restore(ctx context.Context) (RestoreReport, error) {
+	var rep RestoreReport
+	if e.store == nil {
+		return rep, nil
+	}
+	stored, err := e.store.Load()
+	if err != nil {
+		return rep, fmt.Errorf("restore desired state: %w", err)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+
+	installed := map[string][]copyRef{}
+	for dev, d := range e.devs {
+		if a, ok := d.(interface{ Adopt(ids []string) }); ok {
+			ids := make([]string, len(stored))
+			for i, s := range stored {
+				ids[i] = s.Flow.ID
+			}
+			a.Adopt(ids)
+		}
+		for _, plane := range []flow.Plane{flow.Hardware, flow.Software} {
+			inst, err := d.Flows(ctx, plane)
+			if err != nil {
+				return rep, fmt.Errorf("restore: read %s plane of %s: %w", plane, d.Info().Name, err)
+			}
+			for _, in := range inst {
+				installed[in.Flow.ID] = append(installed[in.Flow.ID], copyRef{in, dev, plane})
+			}
+		}
+	}
+
+	var toPlace []*entry
+	for _, s := range stored {
+		f := s.Flow
+		flow.Normalize(f)
+		ref, ok := e.ports[f.Port]
+		en := &entry{flow: f, gen: s.Generation, dev: ref.dev, updated: e.now()}
+		e.flows[f.ID] = en
+		e.addChain(f, 1)
+		copies := installed[f.ID]
+		delete(installed, f.ID)
+		if !ok {
+			en.state = StatePending
+			en.reasons = []nic.Reason{{Code: nic.ReasonPort, Field: "port", Message: fmt.Sprintf("port %s does not exist; the flow is installed when it appears", f.Port)}}
+			rep.Pending++
+			e.removeCopies(ctx, copies)
+			continue
+		}
+		var keep *copyRef
+		var extra []copyRef
+		for i := range copies {
+			c := copies[i]
+			if keep == nil && c.dev == ref.dev && c.inst.Flow.Equal(f) {
+				keep = &c
+				continue
+			}
+			extra = append(extra, c)
+		}
+		e.removeCopies(ctx, extra)
+		if keep == nil {
+			toPlace = append(toPlace, en)
+			rep.Installed++
+			continue
+		}
+		rep.Adopted++
+		if keep.plane == flow.Hardware {
+			en.state, en.hw = StateHardware, keep.inst.Counters
+			continue
+		}
+		en.state, en.sw = StateSoftware, keep.inst.Counters
+		en.reasons = e.hardwareReasons(f, ref.dev)
+		if len(en.reasons) == 0 {
+			en.reasons = []nic.Reason{{Code: nic.ReasonDeviceError, Message: "adopted in software after a restart; will try hardware again"}}
+			en.spilled = true
+		}
+	}
+	for _, copies := range installed {
+		rep.Orphans += len(copies)
+		e.removeCopies(ctx, copies)
+	}
+	if len(toPlace) > 0 {
+		e.place(ctx, toPlace)
+	}
+	e.signalFreed()
+	return rep, nil
+}
+
+// copyRef is one installed copy of a flow found on a device.
+type copyRef struct {
+	inst  nic.Installed
+	dev   int
+	plane flow.Plane
+}
+
+// removeCopies deletes installed copies; failures are logged.
+func (e *Engine) removeCopies(ctx context.Context, copies []copyRef) {
+	for _, c := range copies {
+		errs := e.devs[c.dev].Program(ctx, c.plane, []nic.Op{{Kind: nic.OpDelete, Flow: c.inst.Flow}})
+		if len(errs) > 0 && errs[0] != nil {
+			e.log.Warn("remove unwanted flow copy", "flow", c.inst.Flow.ID, "plane", c.plane.String(), "err", errs[0])
+		}
+	}
+}

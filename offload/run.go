@@ -1,0 +1,151 @@
+package offload
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/offloadd/offloadd/nic"
+	"github.com/offloadd/offloadd/offload/flow"
+)
+
+// Run follows device events (ports coming and going, capacity freed) and
+// refreshes counters every statsInterval (0 disables it), until ctx ends.
+func (e *Engine) Run(ctx context.Context, statsInterval time.Duration) {
+	var wg sync.WaitGroup
+	for i, d := range e.devs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case ev, ok := <-d.Events():
+					if !ok {
+						return
+					}
+					e.handleEvent(ctx, i, ev)
+				}
+			}
+		}()
+	}
+	if statsInterval > 0 {
+		t := time.NewTicker(statsInterval)
+		defer t.Stop()
+	loop:
+		for {
+			select {
+			case <-ctx.Done():
+				break loop
+			case <-t.C:
+				if err := e.RefreshStats(ctx); err != nil && ctx.Err() == nil {
+					e.log.Warn("refresh flow counters", "err", err)
+				}
+			}
+		}
+	}
+	wg.Wait()
+}
+
+func (e *Engine) handleEvent(ctx context.Context, dev int, ev nic.Event) {
+	switch ev.Kind {
+	case nic.EventCapacityFreed:
+		e.signalFreed()
+	case nic.EventPortAdded, nic.EventPortChanged:
+		e.mu.Lock()
+		e.ports[ev.Port.Name] = portRef{port: ev.Port, dev: dev}
+		var pending []*entry
+		for _, en := range e.flows {
+			if en.flow.Port == ev.Port.Name && en.state == StatePending {
+				pending = append(pending, en)
+			}
+		}
+		if len(pending) > 0 {
+			e.log.Info("port appeared, installing its flows", "port", ev.Port.Name, "flows", len(pending))
+			e.place(ctx, pending)
+		}
+		e.mu.Unlock()
+	case nic.EventPortRemoved:
+		e.mu.Lock()
+		delete(e.ports, ev.Port.Name)
+		n := 0
+		now := e.now()
+		for _, en := range e.flows {
+			if en.flow.Port != ev.Port.Name || en.state == StatePending {
+				continue
+			}
+			if en.state == StateHardware || en.state == StateSoftware {
+				plane := flow.Software
+				if en.state == StateHardware {
+					plane = flow.Hardware
+				}
+				// The kernel drops a vanished port's filters; make sure the device forgot them too.
+				e.devs[dev].Program(ctx, plane, []nic.Op{{Kind: nic.OpDelete, Flow: en.flow}})
+			}
+			en.state, en.updated, en.spilled = StatePending, now, false
+			en.reasons = []nic.Reason{{Code: nic.ReasonPort, Field: "port", Message: fmt.Sprintf("port %s is gone; the flow is installed again when it returns", ev.Port.Name)}}
+			e.notify(Event{Kind: EventUpsert, Status: e.status(en.flow.ID, en)})
+			n++
+		}
+		e.mu.Unlock()
+		if n > 0 {
+			e.log.Warn("port vanished, its flows are pending", "port", ev.Port.Name, "flows", n)
+			e.signalFreed()
+		}
+	}
+}
+
+// place installs entries that have no installed copy, as Apply would;
+// callers hold e.mu.
+func (e *Engine) place(ctx context.Context, ens []*entry) {
+	changes := make([]*change, 0, len(ens))
+	for _, en := range ens {
+		c := &change{f: en.flow, dev: en.dev}
+		if r := e.hardwareReasons(en.flow, en.dev); len(r) > 0 {
+			if en.flow.Policy == flow.PolicyHardwareOnly {
+				c.err = &PlacementError{ID: en.flow.ID, Reasons: r}
+				c.reasons = r
+			} else {
+				c.wantSW, c.reasons = true, r
+			}
+		} else {
+			c.wantHW = true
+		}
+		changes = append(changes, c)
+	}
+	e.program(ctx, changes, flow.Hardware)
+	e.program(ctx, changes, flow.Software)
+	now := e.now()
+	for k, c := range changes {
+		en := ens[k]
+		en.updated = now
+		if c.failed() {
+			en.state, en.spilled = StateFailed, false
+			en.reasons = c.reasons
+			if len(en.reasons) == 0 {
+				en.reasons = []nic.Reason{{Code: nic.ReasonDeviceError, Message: c.err.Error()}}
+			}
+		} else {
+			en.state, en.reasons, en.spilled = c.state, c.reasons, c.spilled
+		}
+		e.notify(Event{Kind: EventUpsert, Status: e.status(en.flow.ID, en)})
+	}
+}
+
+// Close stops every watcher; later calls that change state fail with ErrClosed.
+// Installed flows stay in place, so traffic keeps flowing across a restart.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil
+	}
+	e.closed = true
+	for w := range e.watchers {
+		w.stop(ErrClosed)
+		delete(e.watchers, w)
+	}
+	return nil
+}

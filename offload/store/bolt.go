@@ -1,0 +1,124 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/offloadd/offloadd/offload"
+	"github.com/offloadd/offloadd/offload/flow"
+)
+
+var (
+	bucketFlows = []byte("flows")
+	bucketMeta  = []byte("meta")
+	keyVersion  = []byte("version")
+)
+
+// schemaVersion is bumped when the record format changes incompatibly.
+const schemaVersion = "1"
+
+// Bolt is an offload.Store in a bbolt file.
+type Bolt struct {
+	db *bolt.DB
+}
+
+var _ offload.Store = (*Bolt)(nil)
+
+// record is the stored form of one flow.
+type record struct {
+	Generation uint64     `json:"generation"`
+	Flow       *flow.Flow `json:"flow"`
+}
+
+// Open opens (creating if needed) the state file at path.
+func Open(path string) (*Bolt, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("open state file %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+		if err != nil {
+			return err
+		}
+		if v := meta.Get(keyVersion); v != nil && string(v) != schemaVersion {
+			return fmt.Errorf("state schema version %q, this build reads %q", v, schemaVersion)
+		}
+		if err := meta.Put(keyVersion, []byte(schemaVersion)); err != nil {
+			return err
+		}
+		_, err = tx.CreateBucketIfNotExists(bucketFlows)
+		return err
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open state file %s: %w", path, err)
+	}
+	return &Bolt{db: db}, nil
+}
+
+// Save upserts flows in one transaction.
+func (b *Bolt) Save(flows []offload.StoredFlow) error {
+	err := b.db.Update(func(tx *bolt.Tx) error {
+		bk := tx.Bucket(bucketFlows)
+		for _, f := range flows {
+			v, err := json.Marshal(record{Generation: f.Generation, Flow: f.Flow})
+			if err != nil {
+				return fmt.Errorf("encode flow %s: %w", f.Flow.ID, err)
+			}
+			if err := bk.Put([]byte(f.Flow.ID), v); err != nil {
+				return fmt.Errorf("put flow %s: %w", f.Flow.ID, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("save %d flows: %w", len(flows), err)
+	}
+	return nil
+}
+
+// Delete removes flows by ID; unknown IDs are ignored.
+func (b *Bolt) Delete(ids []string) error {
+	err := b.db.Update(func(tx *bolt.Tx) error {
+		bk := tx.Bucket(bucketFlows)
+		for _, id := range ids {
+			if err := bk.Delete([]byte(id)); err != nil {
+				return fmt.Errorf("delete flow %s: %w", id, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("delete %d flows: %w", len(ids), err)
+	}
+	return nil
+}
+
+// Load returns every stored flow, in ID order.
+func (b *Bolt) Load() ([]offload.StoredFlow, error) {
+	var out []offload.StoredFlow
+	err := b.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketFlows).ForEach(func(k, v []byte) error {
+			var r record
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("decode flow %s: %w", k, err)
+			}
+			if r.Flow == nil || r.Flow.ID != string(k) {
+				return fmt.Errorf("decode flow %s: record names another flow", k)
+			}
+			out = append(out, offload.StoredFlow{Flow: r.Flow, Generation: r.Generation})
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load state: %w", err)
+	}
+	return out, nil
+}
+
+// Close closes the file.
+func (b *Bolt) Close() error { return b.db.Close() }
