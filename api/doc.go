@@ -1,0 +1,7 @@
+// Package api is offloadd's gRPC server adapter: it converts between the
+// wire messages of package offloaddv1 and the domain types of offload/flow,
+// offload and nic, with validation errors that carry full request field
+// paths, and serves FlowService and NodeService on top of a flow engine and
+// the node's devices, which it reaches through the small FlowEngine and
+// NodeInfo interfaces. Placement decisions belong to the engine, not here.
+package api
