@@ -37,6 +37,9 @@ func (r *Registry) Register(p *Profile) error {
 	if p == nil || p.Name == "" {
 		return fmt.Errorf("register profile: a profile with a name is required")
 	}
+	if len(p.PCIDevices) > 0 && normPCIID(p.PCIVendor) == "" {
+		return fmt.Errorf("register profile %q: PCI devices %v need a PCI vendor", p.Name, p.PCIDevices)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, ok := r.byName[p.Name]; ok {

@@ -83,6 +83,7 @@ func TestRegistryRegister(t *testing.T) {
 
 	require.Error(t, r.Register(nil))
 	require.Error(t, r.Register(&nic.Profile{}))
+	require.Error(t, r.Register(&nic.Profile{Name: "no-vendor", PCIDevices: []string{"1234"}}))
 }
 
 // TestRegistryCopies: what the registry hands out, and what it was given,
