@@ -15,8 +15,9 @@ import (
 
 var _ nic.Device = (*Device)(nil)
 
-// eventBuffer is the capacity of the Events channel.
-const eventBuffer = 256
+// eventBuffer is the capacity of the Events channel; more events wait,
+// in order, in the device's queue.
+const eventBuffer = 16
 
 // Device is an emulated SmartNIC: PF uplinks, VFs with their representors,
 // tunnel devices, and a hardware and a software flow table. It is safe for
@@ -66,6 +67,20 @@ func New(cfg Config, reg *nic.Registry) (*Device, error) {
 func newDevice(cfg Config, p *nic.Profile) (*Device, error) {
 	cfg.Tunnels = slices.Clone(cfg.Tunnels)
 	cfg.Faults = slices.Clone(cfg.Faults)
+	// The device's own copy of the profile carries the configured table
+	// size, so that what it reports matches what it enforces.
+	p = p.Clone()
+	if cfg.HWTableSize > 0 {
+		p.HWTableSize = cfg.HWTableSize
+	}
+	var faults []*activeFault
+	for i, s := range cfg.Faults {
+		f, errs := s.fault(fmt.Sprintf("faults[%d]", i))
+		if len(errs) > 0 {
+			return nil, fmt.Errorf("new emulated NIC: %w", errs[0])
+		}
+		faults = append(faults, &activeFault{Fault: f, left: f.Count})
+	}
 	d := &Device{cfg: cfg, profile: p, ports: map[string]nic.Port{}, events: newEventQueue(eventBuffer)}
 	d.baseMAC, _ = parseMAC(cfg.BaseMAC)
 	d.pci, _ = parsePCI(cfg.PCIAddress)
@@ -73,21 +88,11 @@ func newDevice(cfg Config, p *nic.Profile) (*Device, error) {
 	d.kinds = d.portKind
 	d.mode, _ = parseEswitchMode(cfg.EswitchMode)
 	d.tableSize = p.HWTableSize
-	if cfg.HWTableSize > 0 {
-		d.tableSize = cfg.HWTableSize
-	}
 	for i := range d.tables {
 		d.tables[i].flows = map[string]entry{}
 	}
 	d.latency.Store(int64(cfg.Latency))
-	for i, s := range cfg.Faults {
-		f, errs := s.fault(fmt.Sprintf("faults[%d]", i))
-		if len(errs) > 0 {
-			d.events.close()
-			return nil, fmt.Errorf("new emulated NIC: %w", errs[0])
-		}
-		d.faults = append(d.faults, &activeFault{Fault: f, left: f.Count})
-	}
+	d.faults = faults
 	for i := range cfg.Ports {
 		d.ports[uplinkName(i)] = d.uplinkPort(i)
 	}
@@ -159,7 +164,8 @@ func (d *Device) Info() nic.Info {
 	}
 }
 
-// Profile is the capability profile the hardware plane enforces.
+// Profile is the capability profile the hardware plane enforces; its
+// HWTableSize is the configured one (Config.HWTableSize when set).
 func (d *Device) Profile() *nic.Profile { return d.profile }
 
 // Ports lists the ports: uplinks, representors, VFs, tunnels.

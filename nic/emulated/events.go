@@ -8,8 +8,8 @@ import (
 
 // eventQueue delivers events in order without ever blocking the sender:
 // events wait in an unbounded queue that one goroutine drains into the
-// channel. Capacity-freed events coalesce while one is still queued; port
-// events are never dropped.
+// channel. A capacity-freed event is dropped while another waits to enter
+// the channel; port events are never dropped.
 type eventQueue struct {
 	mu        sync.Mutex
 	pending   []nic.Event
@@ -62,13 +62,17 @@ func (q *eventQueue) run() {
 		}
 		q.mu.Lock()
 		batch, q.pending = q.pending, batch[:0]
-		q.capQueued = false
 		q.mu.Unlock()
 		for _, ev := range batch {
 			select {
 			case q.out <- ev:
 			case <-q.done:
 				return
+			}
+			if ev.Kind == nic.EventCapacityFreed {
+				q.mu.Lock()
+				q.capQueued = false
+				q.mu.Unlock()
 			}
 		}
 	}

@@ -255,9 +255,9 @@ func (d *Device) Capacity() (used, total int) {
 }
 
 // SetTableSize changes the hardware table size live; 0 restores the
-// profile's. Shrinking below what is installed keeps the installed flows
-// and refuses adds until deletes make room; growing past what is installed
-// reports EventCapacityFreed.
+// configured size (Profile().HWTableSize). Shrinking below what is
+// installed keeps the installed flows and refuses adds until deletes make
+// room; growing past what is installed reports EventCapacityFreed.
 func (d *Device) SetTableSize(n int) error {
 	if n < 0 {
 		return fmt.Errorf("set hardware table size %d: negative size", n)
