@@ -50,10 +50,11 @@ func Normalize(f *Flow) {
 		m.EthSrc.Addr[i] &= m.EthSrc.Mask[i]
 		m.EthDst.Addr[i] &= m.EthDst.Mask[i]
 	}
-	m.IPSrc = m.IPSrc.Masked()
-	m.IPDst = m.IPDst.Masked()
-	m.TunSrc = m.TunSrc.Masked()
-	m.TunDst = m.TunDst.Masked()
+	for _, p := range []*netip.Prefix{&m.IPSrc, &m.IPDst, &m.TunSrc, &m.TunDst} {
+		if p.IsValid() { // Masked of an invalid prefix allocates an error
+			*p = p.Masked()
+		}
+	}
 	m.TOS.Value &= m.TOS.Mask
 	m.TTL.Value &= m.TTL.Mask
 	m.SrcPort.Value &= m.SrcPort.Mask
