@@ -1,0 +1,332 @@
+package api
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	v1 "github.com/offloadd/offloadd/api/offloadd/v1"
+	"github.com/offloadd/offloadd/offload"
+	"github.com/offloadd/offloadd/offload/flow"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// List page sizes.
+const (
+	defaultPageSize = 1000
+	maxPageSize     = 10000
+)
+
+// maxErrorLines bounds the per-flow lines in a rejected batch's status
+// message; the details carry every result.
+const maxErrorLines = 20
+
+type flowService struct {
+	v1.UnimplementedFlowServiceServer
+	s *Server
+}
+
+// engineError maps an engine error that is not about single flows.
+func engineError(op string, err error) error {
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return status.FromContextError(err).Err()
+	case errors.Is(err, offload.ErrClosed):
+		return status.Errorf(codes.Unavailable, "%s: %v", op, err)
+	}
+	return status.Errorf(codes.Internal, "%s: %v", op, err)
+}
+
+// ApplyFlows converts every flow, applies the valid ones through the
+// engine and merges the results back into request order.
+func (fs *flowService) ApplyFlows(ctx context.Context, req *v1.ApplyFlowsRequest) (*v1.ApplyFlowsResponse, error) {
+	n := len(req.GetFlows())
+	resp := &v1.ApplyFlowsResponse{Results: make([]*v1.ApplyResult, n)}
+	var (
+		valid   []*flow.Flow
+		index   []int // request position of valid[k]
+		invalid int
+		first   = make(map[string]int, n)
+	)
+	for i, p := range req.GetFlows() {
+		path := fmt.Sprintf("flows[%d]", i)
+		f, vs := FlowFromProto(p, path)
+		if j, dup := first[f.ID]; dup && f.ID != "" {
+			vs = append(vs, flow.Violation{Field: path + ".id", Reason: fmt.Sprintf("duplicate of flows[%d] in the same batch", j)})
+		} else {
+			first[f.ID] = i
+		}
+		if len(vs) > 0 {
+			resp.Results[i] = &v1.ApplyResult{Id: p.GetId(), Outcome: v1.ApplyOutcome_APPLY_OUTCOME_INVALID, Violations: violationsToProto(f, path, vs)}
+			invalid++
+			continue
+		}
+		valid = append(valid, f)
+		index = append(index, i)
+	}
+	atomic := req.GetAtomic()
+	if atomic && invalid > 0 {
+		for i, r := range resp.Results {
+			if r == nil {
+				resp.Results[i] = &v1.ApplyResult{Id: req.GetFlows()[i].GetId(), Outcome: v1.ApplyOutcome_APPLY_OUTCOME_ABORTED}
+			}
+		}
+		return nil, rejected(resp, nil)
+	}
+	var results []offload.Result
+	if len(valid) > 0 {
+		var err error
+		results, err = fs.s.engine.Apply(ctx, valid, offload.ApplyOptions{Atomic: atomic})
+		if err != nil && !errors.Is(err, offload.ErrBatchRejected) {
+			return nil, engineError("apply flows", err)
+		}
+		if len(results) != len(valid) {
+			return nil, status.Errorf(codes.Internal, "apply flows: engine returned %d results for %d flows", len(results), len(valid))
+		}
+	}
+	var failures []error
+	for k, r := range results {
+		i := index[k]
+		path := fmt.Sprintf("flows[%d]", i)
+		out := &v1.ApplyResult{
+			Id:         req.GetFlows()[i].GetId(),
+			Outcome:    outcomeToProto(r.Outcome),
+			Status:     StatusToProto(r.Status),
+			Violations: violationsToProto(valid[k], path, r.Violations),
+		}
+		if r.Err != nil {
+			out.Error = r.Err.Error()
+			failures = append(failures, r.Err)
+		}
+		resp.Results[i] = out
+	}
+	if atomic && rejectedBatch(resp) {
+		return nil, rejected(resp, failures)
+	}
+	return resp, nil
+}
+
+// rejectedBatch reports whether any result is invalid or failed.
+func rejectedBatch(resp *v1.ApplyFlowsResponse) bool {
+	for _, r := range resp.GetResults() {
+		switch r.GetOutcome() {
+		case v1.ApplyOutcome_APPLY_OUTCOME_INVALID, v1.ApplyOutcome_APPLY_OUTCOME_FAILED:
+			return true
+		}
+	}
+	return false
+}
+
+// rejected builds the error of an atomic batch that applied nothing:
+// INVALID_ARGUMENT with BadRequest field violations when any flow is
+// invalid, else FAILED_PRECONDITION, or RESOURCE_EXHAUSTED when every
+// failure was a full hardware table. The message lists the failed flows;
+// the details carry a BadRequest and the full ApplyFlowsResponse.
+func rejected(resp *v1.ApplyFlowsResponse, failures []error) error {
+	code := codes.ResourceExhausted
+	for _, err := range failures {
+		var pe *offload.PlacementError
+		if !errors.As(err, &pe) || !pe.Capacity {
+			code = codes.FailedPrecondition
+		}
+	}
+	br := &errdetails.BadRequest{}
+	var lines []string
+	bad := 0
+	for i, r := range resp.GetResults() {
+		o := r.GetOutcome()
+		if o != v1.ApplyOutcome_APPLY_OUTCOME_INVALID && o != v1.ApplyOutcome_APPLY_OUTCOME_FAILED {
+			continue
+		}
+		if o == v1.ApplyOutcome_APPLY_OUTCOME_INVALID {
+			code = codes.InvalidArgument
+			for _, v := range r.GetViolations() {
+				br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{Field: v.GetField(), Description: v.GetDescription()})
+			}
+		}
+		bad++
+		if len(lines) < maxErrorLines {
+			lines = append(lines, describeResult(i, r))
+		}
+	}
+	msg := fmt.Sprintf("batch rejected, nothing applied: %d of %d flows invalid or failed: %s", bad, len(resp.GetResults()), strings.Join(lines, "; "))
+	if bad > len(lines) {
+		msg += fmt.Sprintf("; and %d more", bad-len(lines))
+	}
+	st := status.New(code, msg)
+	var withDetails *status.Status
+	var err error
+	if len(br.FieldViolations) > 0 {
+		withDetails, err = st.WithDetails(br, resp)
+	} else {
+		withDetails, err = st.WithDetails(resp)
+	}
+	if err != nil {
+		return st.Err()
+	}
+	return withDetails.Err()
+}
+
+// DeleteFlows removes flows by id.
+func (fs *flowService) DeleteFlows(ctx context.Context, req *v1.DeleteFlowsRequest) (*v1.DeleteFlowsResponse, error) {
+	for i, id := range req.GetIds() {
+		if id == "" {
+			return nil, status.Errorf(codes.InvalidArgument, "ids[%d]: must not be empty", i)
+		}
+	}
+	results, err := fs.s.engine.Delete(ctx, req.GetIds())
+	if err != nil {
+		return nil, engineError("delete flows", err)
+	}
+	resp := &v1.DeleteFlowsResponse{Results: make([]*v1.DeleteResult, len(results))}
+	for i, r := range results {
+		resp.Results[i] = &v1.DeleteResult{Id: r.ID, Found: r.Found}
+		if r.Err != nil {
+			resp.Results[i].Error = r.Err.Error()
+		}
+	}
+	return resp, nil
+}
+
+// ListFlows pages through the engine's sorted list; the page token is the
+// last id returned, encoded.
+func (fs *flowService) ListFlows(_ context.Context, req *v1.ListFlowsRequest) (*v1.ListFlowsResponse, error) {
+	var filter offload.Filter
+	filter.Port = req.GetPort()
+	filter.IDPrefix = req.GetIdPrefix()
+	if st := req.GetState(); st != v1.FlowState_FLOW_STATE_UNSPECIFIED {
+		s, ok := StateFromProto(st)
+		if !ok {
+			return nil, status.Errorf(codes.InvalidArgument, "state: unknown flow state %d", int32(st))
+		}
+		filter.State = &s
+	}
+	if req.Chain != nil {
+		c := req.GetChain()
+		filter.Chain = &c
+	}
+	size := int(req.GetPageSize())
+	switch {
+	case size == 0:
+		size = defaultPageSize
+	case size > maxPageSize:
+		size = maxPageSize
+	}
+	after := ""
+	if tok := req.GetPageToken(); tok != "" {
+		b, err := base64.RawURLEncoding.DecodeString(tok)
+		if err != nil || len(b) == 0 {
+			return nil, status.Error(codes.InvalidArgument, "page_token: not a token from ListFlows")
+		}
+		after = string(b)
+	}
+	all := fs.s.engine.List(filter)
+	start := 0
+	if after != "" {
+		start = sort.Search(len(all), func(i int) bool { return all[i].Flow.ID > after })
+	}
+	end := min(start+size, len(all))
+	resp := &v1.ListFlowsResponse{Flows: make([]*v1.FlowStatus, 0, end-start)}
+	for _, st := range all[start:end] {
+		resp.Flows = append(resp.Flows, StatusToProto(st))
+	}
+	if end < len(all) {
+		resp.NextPageToken = base64.RawURLEncoding.EncodeToString([]byte(all[end-1].Flow.ID))
+	}
+	return resp, nil
+}
+
+// GetFlow returns one flow's status.
+func (fs *flowService) GetFlow(_ context.Context, req *v1.GetFlowRequest) (*v1.GetFlowResponse, error) {
+	if req.GetId() == "" {
+		return nil, status.Error(codes.InvalidArgument, "id: must not be empty")
+	}
+	st, ok := fs.s.engine.Get(req.GetId())
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "flow %q not found", req.GetId())
+	}
+	return &v1.GetFlowResponse{Status: StatusToProto(st)}, nil
+}
+
+// ExplainFlow answers where a flow would run. An invalid flow is an
+// answer (state FAILED with violations), not an RPC error.
+func (fs *flowService) ExplainFlow(ctx context.Context, req *v1.ExplainFlowRequest) (*v1.ExplainFlowResponse, error) {
+	const path = "flow"
+	f, vs := FlowFromProto(req.GetFlow(), path)
+	if len(vs) > 0 {
+		resp := &v1.ExplainFlowResponse{
+			State:      v1.FlowState_FLOW_STATE_FAILED,
+			Violations: violationsToProto(f, path, vs),
+			Changed:    true,
+		}
+		if f.ID != "" {
+			if st, ok := fs.s.engine.Get(f.ID); ok {
+				resp.Installed = StatusToProto(st)
+			}
+		}
+		return resp, nil
+	}
+	x := fs.s.engine.Explain(ctx, f)
+	resp := &v1.ExplainFlowResponse{
+		State:      StateToProto(x.State),
+		Reasons:    reasonsToProto(f, x.Reasons),
+		Violations: violationsToProto(f, path, x.Violations),
+		Changed:    x.Changed,
+	}
+	if x.Installed != nil {
+		resp.Installed = StatusToProto(*x.Installed)
+	}
+	return resp, nil
+}
+
+// WatchFlows sends the snapshot, a SYNC marker, then every change until
+// the client goes away or the watcher ends.
+func (fs *flowService) WatchFlows(_ *v1.WatchFlowsRequest, stream grpc.ServerStreamingServer[v1.WatchFlowsResponse]) error {
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	w, err := fs.s.engine.Watch(ctx)
+	if err != nil {
+		return engineError("watch flows", err)
+	}
+	for _, st := range w.Snapshot {
+		if err := stream.Send(&v1.WatchFlowsResponse{Kind: v1.WatchEventKind_WATCH_EVENT_KIND_SNAPSHOT, Status: StatusToProto(st)}); err != nil {
+			return err
+		}
+	}
+	if err := stream.Send(&v1.WatchFlowsResponse{Kind: v1.WatchEventKind_WATCH_EVENT_KIND_SYNC}); err != nil {
+		return err
+	}
+	for ev := range w.C {
+		kind := v1.WatchEventKind_WATCH_EVENT_KIND_UPSERT
+		if ev.Kind == offload.EventDelete {
+			kind = v1.WatchEventKind_WATCH_EVENT_KIND_DELETE
+		}
+		if err := stream.Send(&v1.WatchFlowsResponse{Kind: kind, Status: StatusToProto(ev.Status)}); err != nil {
+			return err
+		}
+	}
+	return watchEnd(w.Err(), stream.Context().Err())
+}
+
+// watchEnd maps why a watcher's channel closed to the stream's status.
+func watchEnd(werr, streamErr error) error {
+	switch {
+	case streamErr != nil:
+		return status.FromContextError(streamErr).Err()
+	case errors.Is(werr, offload.ErrWatcherLagged):
+		return status.Error(codes.Aborted, "watch flows: the watcher fell behind the changes; watch again")
+	case errors.Is(werr, offload.ErrClosed):
+		return status.Error(codes.Unavailable, "watch flows: the engine is shutting down")
+	case werr == nil:
+		return status.Error(codes.Unavailable, "watch flows: the watch ended")
+	case errors.Is(werr, context.Canceled), errors.Is(werr, context.DeadlineExceeded):
+		return status.FromContextError(werr).Err()
+	}
+	return status.Errorf(codes.Internal, "watch flows: %v", werr)
+}

@@ -1,0 +1,96 @@
+package api
+
+import (
+	"context"
+	"log/slog"
+	"os"
+
+	v1 "github.com/offloadd/offloadd/api/offloadd/v1"
+	"github.com/offloadd/offloadd/nic"
+	"github.com/offloadd/offloadd/offload"
+	"github.com/offloadd/offloadd/offload/flow"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+)
+
+// FlowEngine is the flow engine the API serves (offload.Engine).
+type FlowEngine interface {
+	Apply(ctx context.Context, flows []*flow.Flow, opt offload.ApplyOptions) ([]offload.Result, error)
+	Delete(ctx context.Context, ids []string) ([]offload.DeleteResult, error)
+	// List returns matching statuses sorted by flow ID.
+	List(f offload.Filter) []offload.Status
+	Get(id string) (offload.Status, bool)
+	Explain(ctx context.Context, f *flow.Flow) offload.Explanation
+	Watch(ctx context.Context) (*offload.Watcher, error)
+}
+
+// NodeInfo lists the node's NICs.
+type NodeInfo interface {
+	Devices() []nic.Device
+}
+
+// Server serves FlowService and NodeService, plus gRPC health and
+// reflection, on top of a FlowEngine and NodeInfo.
+type Server struct {
+	engine   FlowEngine
+	node     NodeInfo
+	log      *slog.Logger
+	hostname string
+	version  string
+	health   *health.Server
+}
+
+// Option configures a Server.
+type Option func(*Server)
+
+// WithLogger sets the logger; the default is slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.log = l } }
+
+// WithHostname sets the hostname GetNode reports; the default is os.Hostname().
+func WithHostname(h string) Option { return func(s *Server) { s.hostname = h } }
+
+// WithVersion sets the offloadd version GetNode reports; the default is "".
+func WithVersion(v string) Option { return func(s *Server) { s.version = v } }
+
+// NewServer builds a Server. Its health status starts as SERVING.
+func NewServer(engine FlowEngine, node NodeInfo, opts ...Option) *Server {
+	s := &Server{engine: engine, node: node, health: health.NewServer()}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.hostname == "" {
+		s.hostname, _ = os.Hostname()
+	}
+	s.SetServing(true)
+	return s
+}
+
+// serviceNames are the services whose health is reported, "" being the
+// whole server.
+var serviceNames = []string{"", v1.FlowService_ServiceDesc.ServiceName, v1.NodeService_ServiceDesc.ServiceName}
+
+// SetServing sets the health status of every service: SERVING or
+// NOT_SERVING (e.g. while the daemon shuts down).
+func (s *Server) SetServing(ok bool) {
+	st := healthpb.HealthCheckResponse_NOT_SERVING
+	if ok {
+		st = healthpb.HealthCheckResponse_SERVING
+	}
+	for _, n := range serviceNames {
+		s.health.SetServingStatus(n, st)
+	}
+}
+
+// Register registers FlowService, NodeService, grpc.health.v1.Health and
+// server reflection on gs.
+func (s *Server) Register(gs *grpc.Server) {
+	v1.RegisterFlowServiceServer(gs, &flowService{s: s})
+	v1.RegisterNodeServiceServer(gs, &nodeService{s: s})
+	healthpb.RegisterHealthServer(gs, s.health)
+	reflection.Register(gs)
+}
