@@ -115,7 +115,7 @@ install_packages() {
 	[[ ${#missing[@]} -eq 0 ]] && return 0
 	need_root "installing ${missing[*]}"
 	log "installing ${missing[*]}"
-	apt_try apt-get install -y -qq --no-install-recommends "${missing[@]}" ||
+	apt_try apt-get install -y -qq -o Dpkg::Use-Pty=0 --no-install-recommends "${missing[@]}" ||
 		die "apt-get install ${missing[*]} failed"
 }
 
@@ -193,6 +193,8 @@ fetch_kernel() {
 	touch "$root.tmp/.unpacked"
 	rm -rf "$root" "$dl"
 	mv "$root.tmp" "$root"
+	# Drop kernels fetched before this one.
+	find "$cache/kernel" -mindepth 1 -maxdepth 1 ! -name "$pkg" -exec rm -rf {} +
 }
 
 # copy_with_libs SRC DEST STAGE copies an ELF binary to STAGE/DEST with the
