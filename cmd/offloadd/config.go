@@ -1,0 +1,92 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/offloadd/offloadd/nic/emulated"
+)
+
+// Config is the daemon's configuration file. Flags override its fields.
+type Config struct {
+	// Socket is the unix socket the API listens on (default /run/offloadd/offloadd.sock), mode 0600.
+	Socket string `json:"socket"`
+	// TCP is an optional extra listen address ("127.0.0.1:50051"); empty (default) disables it.
+	TCP string `json:"tcp,omitempty"`
+	// Backend is "emulated" (default) or "linux".
+	Backend string `json:"backend"`
+	// Emulated configures the emulated NIC (default: one ConnectX-6 Dx port with 8 VFs).
+	Emulated emulated.Config `json:"emulated"`
+	// StateDir holds the persisted desired state (default /var/lib/offloadd); "" keeps state in memory.
+	StateDir string `json:"stateDir"`
+	// StatsInterval is how often counters are read from the devices (default 1s).
+	StatsInterval Duration `json:"statsInterval"`
+	// PromoteRetry is how often flows spilled by device errors retry hardware (default 30s).
+	PromoteRetry Duration `json:"promoteRetry"`
+	// LogLevel is debug, info (default), warn or error; LogFormat is text (default) or json.
+	LogLevel  string `json:"logLevel"`
+	LogFormat string `json:"logFormat"`
+}
+
+// Duration is a time.Duration written as "1s".
+type Duration = emulated.Duration
+
+// DefaultConfig returns the defaults stated on Config's fields.
+func DefaultConfig() Config {
+	return Config{
+		Socket:        "/run/offloadd/offloadd.sock",
+		Backend:       "emulated",
+		Emulated:      emulated.DefaultConfig(),
+		StateDir:      "/var/lib/offloadd",
+		StatsInterval: Duration(time.Second),
+		PromoteRetry:  Duration(30 * time.Second),
+		LogLevel:      "info",
+		LogFormat:     "text",
+	}
+}
+
+// LoadConfig reads a YAML file over the defaults.
+func LoadConfig(path string) (Config, error) {
+	c := DefaultConfig()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return c, fmt.Errorf("read config %s: %w", path, err)
+	}
+	if err := yaml.UnmarshalStrict(data, &c); err != nil {
+		return c, fmt.Errorf("parse config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Validate checks the fields the daemon uses directly.
+func (c *Config) Validate() error {
+	switch c.Backend {
+	case "emulated":
+		if err := c.Emulated.Validate(); err != nil {
+			return fmt.Errorf("emulated: %w", err)
+		}
+	case "linux":
+	default:
+		return fmt.Errorf("backend: %q is not emulated or linux", c.Backend)
+	}
+	if c.Socket == "" && c.TCP == "" {
+		return fmt.Errorf("socket: needs a socket path or a tcp address")
+	}
+	if c.StatsInterval < 0 {
+		return fmt.Errorf("statsInterval: must not be negative")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("logLevel: %q is not debug, info, warn or error", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		return fmt.Errorf("logFormat: %q is not text or json", c.LogFormat)
+	}
+	return nil
+}

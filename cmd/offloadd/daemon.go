@@ -1,0 +1,212 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/offloadd/offloadd/api"
+	"github.com/offloadd/offloadd/fallback"
+	"github.com/offloadd/offloadd/nic"
+	"github.com/offloadd/offloadd/nic/emulated"
+	"github.com/offloadd/offloadd/offload"
+	"github.com/offloadd/offloadd/offload/store"
+)
+
+// maxMsgSize bounds one gRPC message: a 10,000-flow batch and its results fit.
+const maxMsgSize = 64 << 20
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// Daemon is offloadd wired together: devices, engine, promoter, API server.
+type Daemon struct {
+	cfg    Config
+	log    *slog.Logger
+	devs   []nic.Device
+	engine *offload.Engine
+	store  *store.Bolt
+	grpc   *grpc.Server
+	api    *api.Server
+	lis    []net.Listener
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+}
+
+// NewDaemon builds every part from cfg; nothing listens until Start.
+func NewDaemon(cfg Config, log *slog.Logger) (*Daemon, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	d := &Daemon{cfg: cfg, log: log}
+	reg := nic.NewRegistry()
+	switch cfg.Backend {
+	case "emulated":
+		dev, err := emulated.New(cfg.Emulated, reg)
+		if err != nil {
+			return nil, fmt.Errorf("start emulated NIC: %w", err)
+		}
+		d.devs = append(d.devs, dev)
+	default:
+		return nil, fmt.Errorf("backend %q: not available", cfg.Backend)
+	}
+	ecfg := offload.Config{Devices: d.devs, Logger: log}
+	if cfg.StateDir != "" {
+		if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+			d.closeDevices()
+			return nil, fmt.Errorf("create state dir %s: %w", cfg.StateDir, err)
+		}
+		st, err := store.Open(filepath.Join(cfg.StateDir, "state.db"))
+		if err != nil {
+			d.closeDevices()
+			return nil, err
+		}
+		d.store, ecfg.Store = st, st
+	}
+	eng, err := offload.New(ecfg)
+	if err != nil {
+		d.closeDevices()
+		return nil, err
+	}
+	d.engine = eng
+	d.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(maxMsgSize), grpc.MaxSendMsgSize(maxMsgSize))
+	d.api = api.NewServer(eng, eng, api.WithLogger(log), api.WithVersion(version))
+	d.api.Register(d.grpc)
+	return d, nil
+}
+
+func (d *Daemon) closeDevices() {
+	for _, dev := range d.devs {
+		dev.Close()
+	}
+	if d.store != nil {
+		d.store.Close()
+	}
+}
+
+// Engine exposes the engine to in-process tests.
+func (d *Daemon) Engine() *offload.Engine { return d.engine }
+
+// Start restores state, starts the background loops and listens.
+func (d *Daemon) Start(ctx context.Context) error {
+	rep, err := d.engine.Restore(ctx)
+	if err != nil {
+		return err
+	}
+	if rep != (offload.RestoreReport{}) {
+		d.log.Info("restored desired state", "adopted", rep.Adopted, "installed", rep.Installed, "pending", rep.Pending, "orphans_removed", rep.Orphans)
+	}
+	if d.cfg.Socket != "" {
+		lis, err := listenUnix(d.cfg.Socket)
+		if err != nil {
+			return err
+		}
+		d.lis = append(d.lis, lis)
+	}
+	if d.cfg.TCP != "" {
+		lis, err := net.Listen("tcp", d.cfg.TCP)
+		if err != nil {
+			d.closeListeners()
+			return fmt.Errorf("listen on %s: %w", d.cfg.TCP, err)
+		}
+		d.lis = append(d.lis, lis)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	d.cancel = cancel
+	d.wg.Add(2)
+	go func() {
+		defer d.wg.Done()
+		d.engine.Run(runCtx, time.Duration(d.cfg.StatsInterval))
+	}()
+	go func() {
+		defer d.wg.Done()
+		fallback.NewPromoter(d.engine, d.log, time.Duration(d.cfg.PromoteRetry)).Run(runCtx)
+	}()
+	for _, lis := range d.lis {
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			if err := d.grpc.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+				d.log.Error("serve API", "addr", lis.Addr().String(), "err", err)
+			}
+		}()
+		d.log.Info("serving API", "addr", lis.Addr().String())
+	}
+	return nil
+}
+
+// Addrs returns the listening addresses.
+func (d *Daemon) Addrs() []net.Addr {
+	out := make([]net.Addr, len(d.lis))
+	for i, l := range d.lis {
+		out[i] = l.Addr()
+	}
+	return out
+}
+
+// listenUnix listens on path with mode 0600, replacing a stale socket.
+func listenUnix(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("create socket dir for %s: %w", path, err)
+	}
+	if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("listen on %s: another offloadd is serving there", path)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("remove stale socket %s: %w", path, err)
+	}
+	lis, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		lis.Close()
+		return nil, fmt.Errorf("chmod socket %s: %w", path, err)
+	}
+	return lis, nil
+}
+
+func (d *Daemon) closeListeners() {
+	for _, l := range d.lis {
+		l.Close()
+	}
+}
+
+// Shutdown stops serving (letting RPCs in flight finish until ctx ends) and
+// closes everything. Installed flows stay in the devices. It is idempotent.
+func (d *Daemon) Shutdown(ctx context.Context) {
+	d.once.Do(func() {
+		d.api.SetServing(false)
+		d.engine.Close()
+		done := make(chan struct{})
+		go func() {
+			d.grpc.GracefulStop()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			d.grpc.Stop()
+		}
+		if d.cancel != nil {
+			d.cancel()
+		}
+		d.wg.Wait()
+		d.closeDevices()
+		if d.cfg.Socket != "" {
+			os.Remove(d.cfg.Socket)
+		}
+		d.log.Info("stopped")
+	})
+}

@@ -1,0 +1,98 @@
+// Command offloadd is the node daemon: it programs the node's SmartNICs
+// with flows that controllers send over gRPC.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "offloadd:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := pflag.NewFlagSet("offloadd", pflag.ContinueOnError)
+	cfgPath := fs.String("config", "", "YAML config file (defaults apply to absent fields)")
+	socket := fs.String("socket", "", "unix socket path (default /run/offloadd/offloadd.sock)")
+	tcp := fs.String("tcp", "", "also listen on this TCP address")
+	backend := fs.String("backend", "", "emulated (default) or linux")
+	emuCfg := fs.String("emulated-config", "", "YAML file for the emulated NIC")
+	stateDir := fs.String("state-dir", "", "desired-state directory (default /var/lib/offloadd; \"none\" keeps it in memory)")
+	logLevel := fs.String("log-level", "", "debug, info, warn or error")
+	logFormat := fs.String("log-format", "", "text or json")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg := DefaultConfig()
+	if *cfgPath != "" {
+		var err error
+		if cfg, err = LoadConfig(*cfgPath); err != nil {
+			return err
+		}
+	}
+	if *emuCfg != "" {
+		ec, err := loadEmulated(*emuCfg)
+		if err != nil {
+			return err
+		}
+		cfg.Emulated = ec
+	}
+	set := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	set(&cfg.Socket, *socket)
+	set(&cfg.TCP, *tcp)
+	set(&cfg.Backend, *backend)
+	set(&cfg.StateDir, *stateDir)
+	set(&cfg.LogLevel, *logLevel)
+	set(&cfg.LogFormat, *logFormat)
+	if cfg.StateDir == "none" {
+		cfg.StateDir = ""
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	log := newLogger(cfg)
+
+	d, err := NewDaemon(cfg, log)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := d.Start(ctx); err != nil {
+		d.Shutdown(context.Background())
+		return err
+	}
+	info := d.devs[0].Info()
+	log.Info("offloadd ready", "backend", cfg.Backend, "nic", info.Name, "driver", info.Driver, "model", info.Model, "profile", info.Profile)
+	<-ctx.Done()
+	log.Info("shutting down", "cause", context.Cause(ctx))
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	d.Shutdown(sctx)
+	return nil
+}
+
+func newLogger(cfg Config) *slog.Logger {
+	var lvl slog.Level
+	lvl.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
