@@ -1,0 +1,291 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/offloadd/offloadd/api/flowfile"
+	v1 "github.com/offloadd/offloadd/api/offloadd/v1"
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"sigs.k8s.io/yaml"
+)
+
+// Defaults.
+const (
+	defaultSocket = "/run/offloadd/offloadd.sock"
+	socketEnv     = "OFFLOADD_SOCKET"
+	// maxMsgSize matches the daemon's limit: a 10,000-flow batch fits.
+	maxMsgSize = 64 << 20
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+// exitError carries an exit code; msg (if any) is printed to stderr.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func usageErrorf(format string, args ...any) error {
+	return &exitError{code: exitUsage, err: fmt.Errorf(format, args...)}
+}
+
+// failed is exit status 1 with a message.
+func failed(format string, args ...any) error {
+	return &exitError{code: exitFailure, err: fmt.Errorf(format, args...)}
+}
+
+// rpcError reports a failed RPC as "op: Code: message".
+func rpcError(op string, err error) error {
+	st := status.Convert(err)
+	return failed("%s: %s: %s", op, st.Code(), st.Message())
+}
+
+// cli holds the global flags, the I/O streams and the connection.
+type cli struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+
+	socket  string
+	addr    string
+	output  string
+	timeout time.Duration
+
+	conn *grpc.ClientConn
+}
+
+// run executes one command line and returns the exit status.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr}
+	root := c.rootCmd(getenv)
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if c.conn != nil {
+		c.conn.Close()
+	}
+	if err == nil {
+		return exitOK
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		fmt.Fprintf(stderr, "offloadctl: %v\n", ee.err)
+		if ee.code == exitUsage {
+			fmt.Fprintln(stderr, "Run 'offloadctl --help' for usage.")
+		}
+		return ee.code
+	}
+	// Anything cobra reports itself (unknown command, bad arguments) is usage.
+	fmt.Fprintf(stderr, "offloadctl: %v\nRun 'offloadctl --help' for usage.\n", err)
+	return exitUsage
+}
+
+func (c *cli) rootCmd(getenv func(string) string) *cobra.Command {
+	sock := getenv(socketEnv)
+	if sock == "" {
+		sock = defaultSocket
+	}
+	root := &cobra.Command{
+		Use:           "offloadctl",
+		Short:         "Talk to offloadd, the SmartNIC offload manager",
+		Long:          "offloadctl shows where offloadd placed each flow (NIC hardware or the kernel's software path) and why, and installs, explains, deletes and watches flows.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			switch c.output {
+			case "table", "json", "yaml":
+			default:
+				return usageErrorf("-o %q: want table, json or yaml", c.output)
+			}
+			if c.timeout <= 0 {
+				return usageErrorf("--timeout must be positive")
+			}
+			return nil
+		},
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &exitError{code: exitUsage, err: err} })
+	pf := root.PersistentFlags()
+	pf.StringVar(&c.socket, "socket", sock, "unix socket of offloadd (env "+socketEnv+")")
+	pf.StringVar(&c.addr, "addr", "", "host:port of offloadd over TCP, instead of --socket")
+	pf.StringVarP(&c.output, "output", "o", "table", "output format: table, json or yaml")
+	pf.DurationVar(&c.timeout, "timeout", 30*time.Second, "deadline of each request (not of flows watch)")
+	root.AddCommand(c.nodeCmd(), c.portsCmd(), c.flowsCmd())
+	return root
+}
+
+// client connects lazily; the first RPC reports an unreachable daemon.
+func (c *cli) client() (*grpc.ClientConn, error) {
+	if c.conn != nil {
+		return c.conn, nil
+	}
+	target := "unix:" + c.socket
+	if c.addr != "" {
+		target = c.addr
+	}
+	conn, err := grpc.NewClient(target,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsgSize), grpc.MaxCallSendMsgSize(maxMsgSize)))
+	if err != nil {
+		return nil, usageErrorf("connect to %s: %v", target, err)
+	}
+	c.conn = conn
+	return conn, nil
+}
+
+func (c *cli) flowClient() (v1.FlowServiceClient, error) {
+	conn, err := c.client()
+	if err != nil {
+		return nil, err
+	}
+	return v1.NewFlowServiceClient(conn), nil
+}
+
+func (c *cli) nodeClient() (v1.NodeServiceClient, error) {
+	conn, err := c.client()
+	if err != nil {
+		return nil, err
+	}
+	return v1.NewNodeServiceClient(conn), nil
+}
+
+// rpcContext bounds one request by --timeout.
+func (c *cli) rpcContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(cmd.Context(), c.timeout)
+}
+
+// jsonOptions print field names as in the .proto and in flow files.
+var jsonOptions = protojson.MarshalOptions{Multiline: true, Indent: "  ", UseProtoNames: true}
+
+// printMessage prints m as JSON or YAML.
+func printMessage(w io.Writer, format string, m proto.Message) error {
+	b, err := jsonOptions.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", m.ProtoReflect().Descriptor().Name(), err)
+	}
+	return printJSON(w, format, b)
+}
+
+// printJSON prints JSON as is, or converted to YAML.
+func printJSON(w io.Writer, format string, b []byte) error {
+	if format == "yaml" {
+		y, err := yaml.JSONToYAML(b)
+		if err != nil {
+			return fmt.Errorf("convert to YAML: %w", err)
+		}
+		_, err = w.Write(y)
+		return err
+	}
+	_, err := fmt.Fprintf(w, "%s\n", b)
+	return err
+}
+
+// readFlows reads a flow file; "-" is stdin.
+func (c *cli) readFlows(path string) ([]*v1.Flow, error) {
+	var (
+		flows []*v1.Flow
+		err   error
+	)
+	if path == "-" {
+		flows, err = flowfile.Read(c.stdin, "stdin")
+	} else {
+		flows, err = flowfile.ReadFile(path)
+	}
+	if err != nil {
+		return nil, usageErrorf("%v", err)
+	}
+	return flows, nil
+}
+
+func (c *cli) nodeCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "node",
+		Short: "Show the node, its NICs and what each offloads",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			nc, err := c.nodeClient()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := c.rpcContext(cmd)
+			defer cancel()
+			resp, err := nc.GetNode(ctx, &v1.GetNodeRequest{})
+			if err != nil {
+				return rpcError("get node", err)
+			}
+			if c.output != "table" {
+				return printMessage(c.stdout, c.output, resp.GetNode())
+			}
+			renderNode(c.stdout, resp.GetNode())
+			return nil
+		},
+	}
+}
+
+func (c *cli) portsCmd() *cobra.Command {
+	var device string
+	cmd := &cobra.Command{
+		Use:   "ports",
+		Short: "List the ports of every NIC: uplinks, representors, VFs, tunnels",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			nc, err := c.nodeClient()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := c.rpcContext(cmd)
+			defer cancel()
+			resp, err := nc.ListPorts(ctx, &v1.ListPortsRequest{Device: device})
+			if err != nil {
+				return rpcError("list ports", err)
+			}
+			if c.output != "table" {
+				return printMessage(c.stdout, c.output, resp)
+			}
+			renderPorts(c.stdout, resp.GetPorts())
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&device, "device", "", "only the ports of this NIC")
+	return cmd
+}
+
+func noArgs(_ *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageErrorf("unexpected argument %q", args[0])
+	}
+	return nil
+}
+
+// stateNames are the --state values.
+var stateNames = map[string]v1.FlowState{
+	"pending":  v1.FlowState_FLOW_STATE_PENDING,
+	"hardware": v1.FlowState_FLOW_STATE_HARDWARE,
+	"software": v1.FlowState_FLOW_STATE_SOFTWARE,
+	"failed":   v1.FlowState_FLOW_STATE_FAILED,
+}
+
+func parseState(s string) (v1.FlowState, error) {
+	if st, ok := stateNames[strings.ToLower(s)]; ok {
+		return st, nil
+	}
+	return 0, usageErrorf("--state %q: want pending, hardware, software or failed", s)
+}

@@ -1,0 +1,22 @@
+// Offloadctl is the command-line client of offloadd's gRPC API.
+//
+//	offloadctl [--socket PATH | --addr HOST:PORT] [-o table|json|yaml] COMMAND
+//
+//	node                                   the node, its NICs and what they offload
+//	ports [--device NIC]                   uplinks, representors, VFs, tunnel ports
+//	flows apply -f FILE [--atomic]         create or replace the flows of a file
+//	flows list [--port --state --id-prefix --chain]
+//	flows get ID
+//	flows delete ID... | -f FILE
+//	flows explain -f FILE                  would each flow run in hardware, and if not why
+//	flows watch                            snapshot, then every change
+//
+// The socket defaults to $OFFLOADD_SOCKET, else /run/offloadd/offloadd.sock.
+// FILE is YAML or JSON in the offloadd.v1.Flow JSON mapping ("-" reads
+// stdin); see package api/flowfile. Tables are for people; -o json and
+// -o yaml print the API's messages for scripts. Exit status: 0 ok, 1 an
+// RPC failed or a flow failed or was invalid, 2 usage error.
+//
+// offloadctl imports only the generated API package and api/flowfile,
+// never the daemon's packages.
+package main

@@ -1,0 +1,362 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	v1 "github.com/offloadd/offloadd/api/offloadd/v1"
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+func (c *cli) flowsCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "flows",
+		Short: "Apply, list, explain, delete and watch flows",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return usageErrorf("flows needs a subcommand: apply, list, get, delete, explain or watch")
+		},
+	}
+	cmd.AddCommand(c.applyCmd(), c.listCmd(), c.getCmd(), c.deleteCmd(), c.explainCmd(), c.watchCmd())
+	return cmd
+}
+
+func (c *cli) applyCmd() *cobra.Command {
+	var (
+		file   string
+		atomic bool
+	)
+	cmd := &cobra.Command{
+		Use:   "apply -f FILE",
+		Short: "Create or replace the flows of a file (YAML or JSON; - for stdin)",
+		Long: "Create or replace the flows of a file by id. Each flow is reported: created, updated, unchanged, " +
+			"failed or invalid, with where it runs and why. With --atomic, any failure applies nothing.\n" +
+			"Exits 1 when any flow failed or was invalid.",
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if file == "" {
+				return usageErrorf("flows apply needs -f FILE")
+			}
+			flows, err := c.readFlows(file)
+			if err != nil {
+				return err
+			}
+			fc, err := c.flowClient()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := c.rpcContext(cmd)
+			defer cancel()
+			resp, err := fc.ApplyFlows(ctx, &v1.ApplyFlowsRequest{Flows: flows, Atomic: atomic})
+			var rejected *status.Status
+			if err != nil {
+				// A rejected atomic batch carries every flow's result in its details.
+				st := status.Convert(err)
+				for _, d := range st.Details() {
+					if r, ok := d.(*v1.ApplyFlowsResponse); ok {
+						resp, rejected = r, st
+					}
+				}
+				if rejected == nil {
+					return rpcError("apply flows", err)
+				}
+			}
+			bad := countBad(resp)
+			if c.output != "table" {
+				if err := printMessage(c.stdout, c.output, resp); err != nil {
+					return err
+				}
+			} else {
+				renderApply(c.stdout, resp)
+			}
+			switch {
+			case rejected != nil:
+				return failed("apply flows: %s: batch rejected, nothing applied: %d of %d flows failed or were invalid",
+					rejected.Code(), bad, len(flows))
+			case bad > 0:
+				return failed("apply flows: %d of %d flows failed or were invalid", bad, len(flows))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&file, "file", "f", "", "flow file, YAML or JSON (- for stdin)")
+	cmd.Flags().BoolVar(&atomic, "atomic", false, "apply all flows or none")
+	return cmd
+}
+
+// countBad counts failed and invalid results.
+func countBad(resp *v1.ApplyFlowsResponse) int {
+	n := 0
+	for _, r := range resp.GetResults() {
+		switch r.GetOutcome() {
+		case v1.ApplyOutcome_APPLY_OUTCOME_FAILED, v1.ApplyOutcome_APPLY_OUTCOME_INVALID:
+			n++
+		}
+	}
+	return n
+}
+
+func (c *cli) listCmd() *cobra.Command {
+	var (
+		req   v1.ListFlowsRequest
+		state string
+		chain uint32
+	)
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List flows with where they run and why",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if state != "" {
+				st, err := parseState(state)
+				if err != nil {
+					return err
+				}
+				req.State = st
+			}
+			if cmd.Flags().Changed("chain") {
+				req.Chain = &chain
+			}
+			fc, err := c.flowClient()
+			if err != nil {
+				return err
+			}
+			all := &v1.ListFlowsResponse{}
+			for {
+				ctx, cancel := c.rpcContext(cmd)
+				resp, err := fc.ListFlows(ctx, &req)
+				cancel()
+				if err != nil {
+					return rpcError("list flows", err)
+				}
+				all.Flows = append(all.Flows, resp.GetFlows()...)
+				if resp.GetNextPageToken() == "" {
+					break
+				}
+				req.PageToken = resp.GetNextPageToken()
+			}
+			if c.output != "table" {
+				return printMessage(c.stdout, c.output, all)
+			}
+			renderFlows(c.stdout, all.GetFlows())
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&req.Port, "port", "", "only flows on this ingress port")
+	f.StringVar(&state, "state", "", "only flows in this state: pending, hardware, software or failed")
+	f.StringVar(&req.IdPrefix, "id-prefix", "", "only flows whose id starts with this")
+	f.Uint32Var(&chain, "chain", 0, "only flows in this chain")
+	return cmd
+}
+
+func (c *cli) getCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "get ID",
+		Short: "Show one flow in detail: match, actions, state, reasons, counters",
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usageErrorf("flows get needs exactly one flow id")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			fc, err := c.flowClient()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := c.rpcContext(cmd)
+			defer cancel()
+			resp, err := fc.GetFlow(ctx, &v1.GetFlowRequest{Id: args[0]})
+			if err != nil {
+				if status.Code(err) == codes.NotFound {
+					return failed("flow %q not found", args[0])
+				}
+				return rpcError("get flow", err)
+			}
+			if c.output != "table" {
+				return printMessage(c.stdout, c.output, resp.GetStatus())
+			}
+			renderFlow(c.stdout, resp.GetStatus())
+			return nil
+		},
+	}
+}
+
+func (c *cli) deleteCmd() *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "delete ID... | -f FILE",
+		Short: "Delete flows by id, or the flows of a file",
+		Long:  "Delete flows by id, or every flow named in a flow file. Unknown ids are reported, not errors.",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ids := args
+			switch {
+			case file != "" && len(args) > 0:
+				return usageErrorf("give flow ids or -f FILE, not both")
+			case file != "":
+				flows, err := c.readFlows(file)
+				if err != nil {
+					return err
+				}
+				ids = make([]string, len(flows))
+				for i, f := range flows {
+					ids[i] = f.GetId()
+				}
+			case len(args) == 0:
+				return usageErrorf("flows delete needs flow ids or -f FILE")
+			}
+			fc, err := c.flowClient()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := c.rpcContext(cmd)
+			defer cancel()
+			resp, err := fc.DeleteFlows(ctx, &v1.DeleteFlowsRequest{Ids: ids})
+			if err != nil {
+				return rpcError("delete flows", err)
+			}
+			bad := 0
+			if c.output != "table" {
+				if err := printMessage(c.stdout, c.output, resp); err != nil {
+					return err
+				}
+				for _, r := range resp.GetResults() {
+					if r.GetError() != "" {
+						bad++
+					}
+				}
+			} else {
+				bad = renderDelete(c.stdout, resp)
+			}
+			if bad > 0 {
+				return failed("delete flows: %d of %d could not be removed", bad, len(ids))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&file, "file", "f", "", "delete the flows named in this flow file (- for stdin)")
+	return cmd
+}
+
+func (c *cli) explainCmd() *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "explain -f FILE",
+		Short: "Say, without changing anything, whether each flow of a file would run in hardware and why not",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if file == "" {
+				return usageErrorf("flows explain needs -f FILE")
+			}
+			flows, err := c.readFlows(file)
+			if err != nil {
+				return err
+			}
+			fc, err := c.flowClient()
+			if err != nil {
+				return err
+			}
+			xs := make([]explained, 0, len(flows))
+			for i, f := range flows {
+				ctx, cancel := c.rpcContext(cmd)
+				resp, err := fc.ExplainFlow(ctx, &v1.ExplainFlowRequest{Flow: f})
+				cancel()
+				if err != nil {
+					return rpcError(fmt.Sprintf("explain flows[%d] %q", i, f.GetId()), err)
+				}
+				xs = append(xs, explained{ID: f.GetId(), Resp: resp})
+			}
+			if c.output != "table" {
+				b, err := explainJSON(xs)
+				if err != nil {
+					return err
+				}
+				return printJSON(c.stdout, c.output, b)
+			}
+			renderExplain(c.stdout, xs)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&file, "file", "f", "", "flow file, YAML or JSON (- for stdin)")
+	return cmd
+}
+
+// explainJSON is [{"id": ..., "explanation": {...}}, ...].
+func explainJSON(xs []explained) ([]byte, error) {
+	type item struct {
+		ID          string          `json:"id"`
+		Explanation json.RawMessage `json:"explanation"`
+	}
+	items := make([]item, len(xs))
+	for i, x := range xs {
+		b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(x.Resp)
+		if err != nil {
+			return nil, fmt.Errorf("encode explanation of %q: %w", x.ID, err)
+		}
+		items[i] = item{ID: x.ID, Explanation: b}
+	}
+	return json.MarshalIndent(items, "", "  ")
+}
+
+func (c *cli) watchCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "watch",
+		Short: "Print every flow, then every change, until interrupted",
+		Long: "Print every flow as a snapshot event, a sync marker, then every change (upserts, including " +
+			"placement changes, and deletions) until interrupted. -o json prints one JSON object per line.",
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fc, err := c.flowClient()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			stream, err := fc.WatchFlows(ctx, &v1.WatchFlowsRequest{})
+			if err != nil {
+				return rpcError("watch flows", err)
+			}
+			if c.output == "table" {
+				renderWatchHeader(c.stdout)
+			}
+			for {
+				ev, err := stream.Recv()
+				switch {
+				case ctx.Err() != nil:
+					return nil // interrupted
+				case errors.Is(err, io.EOF):
+					return failed("watch flows: the daemon ended the watch")
+				case err != nil:
+					return rpcError("watch flows", err)
+				}
+				if err := c.printEvent(ev); err != nil {
+					return err
+				}
+			}
+		},
+	}
+}
+
+func (c *cli) printEvent(ev *v1.WatchFlowsResponse) error {
+	switch c.output {
+	case "json":
+		b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(ev)
+		if err != nil {
+			return fmt.Errorf("encode watch event: %w", err)
+		}
+		_, err = fmt.Fprintf(c.stdout, "%s\n", b)
+		return err
+	case "yaml":
+		if _, err := fmt.Fprintln(c.stdout, "---"); err != nil {
+			return err
+		}
+		return printMessage(c.stdout, "yaml", ev)
+	}
+	renderWatchEvent(c.stdout, ev)
+	return nil
+}
