@@ -12,7 +12,12 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/offloadd/offloadd/cmd/offloadd/daemon"
 )
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
 
 func main() {
 	if err := run(os.Args[1:]); err != nil {
@@ -34,15 +39,16 @@ func run(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg := DefaultConfig()
+	cfg := daemon.DefaultConfig()
+	daemon.Version = version
 	if *cfgPath != "" {
 		var err error
-		if cfg, err = LoadConfig(*cfgPath); err != nil {
+		if cfg, err = daemon.LoadConfig(*cfgPath); err != nil {
 			return err
 		}
 	}
 	if *emuCfg != "" {
-		ec, err := loadEmulated(*emuCfg)
+		ec, err := daemon.LoadEmulated(*emuCfg)
 		if err != nil {
 			return err
 		}
@@ -67,7 +73,7 @@ func run(args []string) error {
 	}
 	log := newLogger(cfg)
 
-	d, err := NewDaemon(cfg, log)
+	d, err := daemon.New(cfg, log)
 	if err != nil {
 		return err
 	}
@@ -77,7 +83,7 @@ func run(args []string) error {
 		d.Shutdown(context.Background())
 		return err
 	}
-	info := d.devs[0].Info()
+	info := d.Devices()[0].Info()
 	log.Info("offloadd ready", "backend", cfg.Backend, "nic", info.Name, "driver", info.Driver, "model", info.Model, "profile", info.Profile)
 	<-ctx.Done()
 	log.Info("shutting down", "cause", context.Cause(ctx))
@@ -87,7 +93,7 @@ func run(args []string) error {
 	return nil
 }
 
-func newLogger(cfg Config) *slog.Logger {
+func newLogger(cfg daemon.Config) *slog.Logger {
 	var lvl slog.Level
 	lvl.UnmarshalText([]byte(cfg.LogLevel))
 	opts := &slog.HandlerOptions{Level: lvl}

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -21,11 +21,11 @@ import (
 	"github.com/offloadd/offloadd/offload/store"
 )
 
-// maxMsgSize bounds one gRPC message: a 10,000-flow batch and its results fit.
-const maxMsgSize = 64 << 20
+// MaxMsgSize bounds one gRPC message: a 10,000-flow batch and its results fit.
+const MaxMsgSize = 64 << 20
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// Version is reported by GetNode; cmd/offloadd sets it from its build.
+var Version = "dev"
 
 // Daemon is offloadd wired together: devices, engine, promoter, API server.
 type Daemon struct {
@@ -43,8 +43,8 @@ type Daemon struct {
 	once   sync.Once
 }
 
-// NewDaemon builds every part from cfg; nothing listens until Start.
-func NewDaemon(cfg Config, log *slog.Logger) (*Daemon, error) {
+// New builds every part from cfg; nothing listens until Start.
+func New(cfg Config, log *slog.Logger) (*Daemon, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
@@ -79,8 +79,8 @@ func NewDaemon(cfg Config, log *slog.Logger) (*Daemon, error) {
 		return nil, err
 	}
 	d.engine = eng
-	d.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(maxMsgSize), grpc.MaxSendMsgSize(maxMsgSize))
-	d.api = api.NewServer(eng, eng, api.WithLogger(log), api.WithVersion(version))
+	d.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(MaxMsgSize), grpc.MaxSendMsgSize(MaxMsgSize))
+	d.api = api.NewServer(eng, eng, api.WithLogger(log), api.WithVersion(Version))
 	d.api.Register(d.grpc)
 	return d, nil
 }
@@ -93,6 +93,9 @@ func (d *Daemon) closeDevices() {
 		d.store.Close()
 	}
 }
+
+// Devices returns the daemon's NICs.
+func (d *Daemon) Devices() []nic.Device { return d.devs }
 
 // Engine exposes the engine to in-process tests.
 func (d *Daemon) Engine() *offload.Engine { return d.engine }

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -44,13 +44,13 @@ func startNode(t *testing.T, mod func(*Config)) *node {
 	if mod != nil {
 		mod(&cfg)
 	}
-	d, err := NewDaemon(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	d, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	require.NoError(t, err)
 	require.NoError(t, d.Start(context.Background()))
 	t.Cleanup(func() { d.Shutdown(context.Background()) })
 	conn, err := grpc.NewClient("unix://"+cfg.Socket,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsgSize), grpc.MaxCallSendMsgSize(maxMsgSize)))
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMsgSize), grpc.MaxCallSendMsgSize(MaxMsgSize)))
 	require.NoError(t, err)
 	t.Cleanup(func() { conn.Close() })
 	return &node{d: d, conn: conn, flows: v1.NewFlowServiceClient(conn), nodes: v1.NewNodeServiceClient(conn), sock: cfg.Socket}
@@ -65,7 +65,7 @@ func withProfile(profile string, table int) func(*Config) {
 
 func tenant(t *testing.T) []*v1.Flow {
 	t.Helper()
-	data, err := os.ReadFile("../../hack/demo/tenant.yaml")
+	data, err := os.ReadFile("../../../hack/demo/tenant.yaml")
 	require.NoError(t, err)
 	fs, err := flowfile.Parse(data)
 	require.NoError(t, err)

@@ -1,0 +1,5 @@
+// Package daemon wires offloadd together: the NIC backend, the engine with
+// persisted desired state, the promoter and the gRPC API on its listeners.
+// cmd/offloadd parses flags into a Config and runs a Daemon; tests and
+// benchmarks start the same Daemon in-process.
+package daemon

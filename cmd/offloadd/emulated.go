@@ -1,5 +1,0 @@
-package main
-
-import "github.com/offloadd/offloadd/nic/emulated"
-
-func loadEmulated(path string) (emulated.Config, error) { return emulated.LoadConfig(path) }
