@@ -22,6 +22,8 @@ type fakeEngine struct {
 	fail map[string]error
 	// violations scripts engine-side validation failures per flow id.
 	violations map[string][]flow.Violation
+	// rejectAll makes an atomic Apply reject the batch with every flow aborted.
+	rejectAll bool
 	// explain is returned by Explain.
 	explain offload.Explanation
 	// events feeds watchers; closing it ends them with watchErr.
@@ -64,7 +66,7 @@ func (e *fakeEngine) Apply(_ context.Context, flows []*flow.Flow, opt offload.Ap
 			bad = true
 		}
 	}
-	if opt.Atomic && bad {
+	if opt.Atomic && (bad || e.rejectAll) {
 		for i := range results {
 			if results[i].Outcome == 0 {
 				results[i].Outcome = offload.OutcomeAborted

@@ -79,13 +79,17 @@ func (fs *flowService) ApplyFlows(ctx context.Context, req *v1.ApplyFlowsRequest
 		}
 		return nil, rejected(resp, nil)
 	}
-	var results []offload.Result
+	var (
+		results        []offload.Result
+		engineRejected bool
+	)
 	if len(valid) > 0 {
 		var err error
 		results, err = fs.s.engine.Apply(ctx, valid, offload.ApplyOptions{Atomic: atomic})
 		if err != nil && !errors.Is(err, offload.ErrBatchRejected) {
 			return nil, engineError("apply flows", err)
 		}
+		engineRejected = err != nil
 		if len(results) != len(valid) {
 			return nil, status.Errorf(codes.Internal, "apply flows: engine returned %d results for %d flows", len(results), len(valid))
 		}
@@ -106,7 +110,7 @@ func (fs *flowService) ApplyFlows(ctx context.Context, req *v1.ApplyFlowsRequest
 		}
 		resp.Results[i] = out
 	}
-	if atomic && rejectedBatch(resp) {
+	if atomic && (engineRejected || rejectedBatch(resp)) {
 		return nil, rejected(resp, failures)
 	}
 	return resp, nil
@@ -129,11 +133,14 @@ func rejectedBatch(resp *v1.ApplyFlowsResponse) bool {
 // failure was a full hardware table. The message lists the failed flows;
 // the details carry a BadRequest and the full ApplyFlowsResponse.
 func rejected(resp *v1.ApplyFlowsResponse, failures []error) error {
-	code := codes.ResourceExhausted
-	for _, err := range failures {
-		var pe *offload.PlacementError
-		if !errors.As(err, &pe) || !pe.Capacity {
-			code = codes.FailedPrecondition
+	code := codes.FailedPrecondition
+	if len(failures) > 0 {
+		code = codes.ResourceExhausted
+		for _, err := range failures {
+			var pe *offload.PlacementError
+			if !errors.As(err, &pe) || !pe.Capacity {
+				code = codes.FailedPrecondition
+			}
 		}
 	}
 	br := &errdetails.BadRequest{}

@@ -207,6 +207,16 @@ func TestApplyFlowsAtomicEngineRejects(t *testing.T) {
 	}
 }
 
+func TestApplyFlowsAtomicRejectedWithoutCulprit(t *testing.T) {
+	h := newHarness(t)
+	h.engine.rejectAll = true
+	_, err := h.flows.ApplyFlows(ctx(t), &v1.ApplyFlowsRequest{Atomic: true, Flows: []*v1.Flow{wireFlow(t, okFlow)}})
+	st, br, resp := rejection(t, err)
+	assert.Equal(t, codes.FailedPrecondition, st.Code())
+	assert.Nil(t, br)
+	assert.Equal(t, []v1.ApplyOutcome{v1.ApplyOutcome_APPLY_OUTCOME_ABORTED}, outcomes(resp))
+}
+
 func TestRejectedMessageIsBounded(t *testing.T) {
 	resp := &v1.ApplyFlowsResponse{}
 	for range 50 {
