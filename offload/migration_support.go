@@ -1,0 +1,287 @@
+package offload
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+
+	"github.com/offloadd/offloadd/nic"
+	"github.com/offloadd/offloadd/offload/flow"
+)
+
+// This file holds the engine methods the live-migration handoff
+// (package fallback) needs beyond DrainPort: holding single flows in
+// software whatever their ingress port, installing flows straight into
+// software with a generation, and bringing held flows back to hardware.
+//
+// A held flow is a software flow whose reasons include a ReasonDraining
+// reason and that is not a promotion candidate, so neither PromoteSpilled
+// nor the promoter moves it. Apply of a changed definition places the flow
+// anew, which ends the hold.
+
+// holdReason is the reason a held flow reports.
+func holdReason(why string) nic.Reason {
+	return nic.Reason{Code: nic.ReasonDraining, Message: why}
+}
+
+func isHeld(en *entry) bool {
+	return en.state == StateSoftware && !en.spilled &&
+		slices.ContainsFunc(en.reasons, func(r nic.Reason) bool { return r.Code == nic.ReasonDraining })
+}
+
+// HoldInSoftware moves the hardware flows among ids to software,
+// make-before-break, and keeps them and the spilled software flows among
+// ids out of hardware until ReleaseHeld; why is the reason they report.
+// Unknown IDs and flows in software for other reasons are left alone.
+// It returns how many flows moved plane.
+func (e *Engine) HoldInSoftware(ctx context.Context, ids []string, why string) (int, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return 0, fmt.Errorf("hold flows in software: %w", ErrClosed)
+	}
+	hold := holdReason(why)
+	now := e.now()
+	perDev := map[int][]*entry{}
+	for _, id := range ids {
+		en, ok := e.flows[id]
+		if !ok {
+			continue
+		}
+		switch {
+		case en.state == StateHardware:
+			perDev[en.dev] = append(perDev[en.dev], en)
+		case en.state == StateSoftware && en.spilled:
+			en.spilled, en.updated = false, now
+			en.reasons = append([]nic.Reason{hold}, en.reasons...)
+			e.notify(Event{Kind: EventUpsert, Status: e.status(id, en)})
+		}
+	}
+	moved := 0
+	var firstErr error
+	for dev, ens := range perDev {
+		sort.Slice(ens, func(i, j int) bool { return flowOrder(ens[i].flow, ens[j].flow) })
+		n, err := e.moveToSoftware(ctx, dev, ens, hold)
+		moved += n
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	if moved > 0 {
+		e.signalFreed()
+	}
+	return moved, firstErr
+}
+
+// moveToSoftware installs ens in software, then removes their hardware
+// copies, and records them as held. Callers hold e.mu.
+func (e *Engine) moveToSoftware(ctx context.Context, dev int, ens []*entry, hold nic.Reason) (int, error) {
+	d := e.devs[dev]
+	add := make([]nic.Op, len(ens))
+	for k, en := range ens {
+		add[k] = nic.Op{Kind: nic.OpAdd, Flow: en.flow}
+	}
+	var del []nic.Op
+	var installed []*entry
+	var firstErr error
+	for k, err := range d.Program(ctx, flow.Software, add) {
+		if err != nil {
+			if firstErr == nil {
+				firstErr = fmt.Errorf("hold %s in software on %s: %w", ens[k].flow.ID, ens[k].flow.Port, err)
+			}
+			continue
+		}
+		del = append(del, nic.Op{Kind: nic.OpDelete, Flow: ens[k].flow})
+		installed = append(installed, ens[k])
+	}
+	errs := d.Program(ctx, flow.Hardware, del)
+	now := e.now()
+	n := 0
+	for k, en := range installed {
+		if k < len(errs) && errs[k] != nil {
+			// Both copies exist; it stays recorded in hardware so that holding can be retried.
+			if firstErr == nil {
+				firstErr = fmt.Errorf("hold %s in software: remove it from hardware on %s: %w", en.flow.ID, en.flow.Port, errs[k])
+			}
+			continue
+		}
+		en.state, en.updated, en.spilled = StateSoftware, now, false
+		en.reasons = []nic.Reason{hold}
+		en.sw = nic.Counters{}
+		e.notify(Event{Kind: EventUpsert, Status: e.status(en.flow.ID, en)})
+		n++
+	}
+	return n, firstErr
+}
+
+// ApplyHeld creates or replaces flows all or nothing, like an atomic Apply,
+// but installs them in software only and holds them there (see
+// HoldInSoftware) with the reason why. A created flow takes its
+// StoredFlow.Generation (1 when 0); a changed one the larger of that and
+// its next generation. An installed flow with the same definition keeps
+// its generation and is held where it is, or moved from hardware to
+// software make-before-break (outcome unchanged).
+func (e *Engine) ApplyHeld(ctx context.Context, flows []StoredFlow, why string) ([]Result, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("apply held flows: %w", err)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil, fmt.Errorf("apply held flows: %w", ErrClosed)
+	}
+	hold := holdReason(why)
+	results := make([]Result, len(flows))
+	batch := make([]*flow.Flow, len(flows))
+	first := make(map[string]int, len(flows))
+	batchChains := map[chainKey]bool{}
+	for i, sf := range flows {
+		f := sf.Flow.Clone()
+		flow.Normalize(f)
+		batch[i] = f
+		results[i].ID = f.ID
+		v := flow.Validate(f, portsView{e})
+		if j, dup := first[f.ID]; dup && f.ID != "" {
+			v = append(v, flow.Violation{Field: "id", Reason: fmt.Sprintf("duplicate of flows[%d] in the same batch", j)})
+		} else {
+			first[f.ID] = i
+		}
+		results[i].Violations = v
+		if len(v) == 0 {
+			batchChains[chainKey{f.Port, f.Chain}] = true
+		}
+	}
+	invalid := 0
+	for i, f := range batch {
+		if len(results[i].Violations) == 0 {
+			results[i].Violations = e.gotoViolations(f, batchChains)
+		}
+		if len(results[i].Violations) > 0 {
+			results[i].Outcome = OutcomeInvalid
+			invalid++
+		}
+	}
+	if invalid > 0 {
+		abortRest(results)
+		return results, fmt.Errorf("apply held flows: %d of %d invalid: %w", invalid, len(flows), ErrBatchRejected)
+	}
+
+	now := e.now()
+	var changes []*change
+	for i, f := range batch {
+		old := e.flows[f.ID]
+		if old != nil && old.flow.Equal(f) && old.state == StateSoftware {
+			if !isHeld(old) {
+				old.spilled, old.updated = false, now
+				old.reasons = append([]nic.Reason{hold}, old.reasons...)
+				e.notify(Event{Kind: EventUpsert, Status: e.status(f.ID, old)})
+			}
+			results[i].Outcome = OutcomeUnchanged
+			results[i].Status = e.status(f.ID, old)
+			continue
+		}
+		changes = append(changes, &change{i: i, f: f, dev: e.ports[f.Port].dev, old: old, wantSW: true, reasons: []nic.Reason{hold}})
+	}
+	e.program(ctx, changes, flow.Software)
+	failed := 0
+	for _, c := range changes {
+		if c.failed() {
+			failed++
+		}
+	}
+	if failed > 0 {
+		e.rollback(ctx, changes)
+		for _, c := range changes {
+			if c.failed() {
+				results[c.i].Outcome, results[c.i].Err = OutcomeFailed, c.err
+			}
+		}
+		abortRest(results)
+		return results, fmt.Errorf("apply held flows: %d of %d failed: %w", failed, len(flows), ErrBatchRejected)
+	}
+	e.removeOldCopies(ctx, changes)
+
+	var saved []StoredFlow
+	for _, c := range changes {
+		r := &results[c.i]
+		gen := max(flows[c.i].Generation, 1)
+		en := &entry{flow: c.f, state: StateSoftware, reasons: c.reasons, dev: c.dev, updated: now}
+		r.Outcome = OutcomeCreated
+		if c.old != nil {
+			r.Outcome = OutcomeUpdated
+			gen = max(flows[c.i].Generation, c.old.gen+1)
+			if c.old.flow.Equal(c.f) {
+				r.Outcome, gen = OutcomeUnchanged, c.old.gen
+			}
+			// The copy left behind keeps its last counters, as DrainPort does.
+			en.hw = c.old.hw
+			if c.old.state == StateSoftware {
+				en.sw = c.old.sw
+			}
+			e.addChain(c.old.flow, -1)
+		}
+		en.gen = gen
+		e.addChain(c.f, 1)
+		e.flows[c.f.ID] = en
+		st := e.status(c.f.ID, en)
+		r.Status = st
+		e.notify(Event{Kind: EventUpsert, Status: st})
+		saved = append(saved, StoredFlow{Flow: c.f, Generation: en.gen})
+	}
+	if e.store != nil && len(saved) > 0 {
+		if err := e.store.Save(saved); err != nil {
+			e.log.Error("persist desired state", "flows", len(saved), "err", err)
+		}
+	}
+	return results, nil
+}
+
+// ReleaseHeld ends the hold of the software flows among ids whose reasons
+// include ReasonDraining and moves those that may use hardware back to it,
+// make-before-break, in tc order (chain, priority) while the device has
+// room. Flows that do not fit wait for the promoter as spilled flows;
+// flows that still may not use hardware (policy, profile, their ingress
+// port still draining) report why. Call it after UndrainPort of the
+// flows' ports. It returns how many flows moved to hardware.
+func (e *Engine) ReleaseHeld(ctx context.Context, ids []string) (int, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return 0, fmt.Errorf("release held flows: %w", ErrClosed)
+	}
+	now := e.now()
+	perDev := map[int][]*entry{}
+	for _, id := range ids {
+		en, ok := e.flows[id]
+		if !ok || en.state != StateSoftware ||
+			!slices.ContainsFunc(en.reasons, func(r nic.Reason) bool { return r.Code == nic.ReasonDraining }) {
+			continue
+		}
+		if r := e.hardwareReasons(en.flow, en.dev); len(r) > 0 {
+			en.reasons, en.spilled, en.updated = r, false, now
+			e.notify(Event{Kind: EventUpsert, Status: e.status(id, en)})
+			continue
+		}
+		perDev[en.dev] = append(perDev[en.dev], en)
+	}
+	moved := 0
+	for dev, ens := range perDev {
+		if err := ctx.Err(); err != nil {
+			return moved, fmt.Errorf("release held flows: %w", err)
+		}
+		sort.Slice(ens, func(i, j int) bool { return flowOrder(ens[i].flow, ens[j].flow) })
+		if used, total := e.devs[dev].Capacity(); total > 0 {
+			free := min(max(total-used, 0), len(ens))
+			for _, en := range ens[free:] {
+				en.spilled, en.updated = true, now
+				en.reasons = []nic.Reason{{Code: nic.ReasonCapacity,
+					Message: fmt.Sprintf("hardware flow table is full (%d of %d entries); waiting for room", used, total)}}
+				e.notify(Event{Kind: EventUpsert, Status: e.status(en.flow.ID, en)})
+			}
+			ens = ens[:free]
+		}
+		moved += e.promote(ctx, dev, ens)
+	}
+	return moved, nil
+}
