@@ -43,6 +43,15 @@ func engineError(op string, err error) error {
 	return status.Errorf(codes.Internal, "%s: %v", op, err)
 }
 
+// fail logs an engine error the client cannot act on, then maps it.
+func (fs *flowService) fail(op string, err error) error {
+	st := engineError(op, err)
+	if status.Code(st) == codes.Internal {
+		fs.s.log.Error(op, "err", err)
+	}
+	return st
+}
+
 // ApplyFlows converts every flow, applies the valid ones through the
 // engine and merges the results back into request order.
 func (fs *flowService) ApplyFlows(ctx context.Context, req *v1.ApplyFlowsRequest) (*v1.ApplyFlowsResponse, error) {
@@ -87,7 +96,7 @@ func (fs *flowService) ApplyFlows(ctx context.Context, req *v1.ApplyFlowsRequest
 		var err error
 		results, err = fs.s.engine.Apply(ctx, valid, offload.ApplyOptions{Atomic: atomic})
 		if err != nil && !errors.Is(err, offload.ErrBatchRejected) {
-			return nil, engineError("apply flows", err)
+			return nil, fs.fail("apply flows", err)
 		}
 		engineRejected = err != nil
 		if len(results) != len(valid) {
@@ -111,6 +120,7 @@ func (fs *flowService) ApplyFlows(ctx context.Context, req *v1.ApplyFlowsRequest
 		resp.Results[i] = out
 	}
 	if atomic && (engineRejected || rejectedBatch(resp)) {
+		fs.s.log.Info("atomic batch rejected", "flows", n, "failed", len(failures))
 		return nil, rejected(resp, failures)
 	}
 	return resp, nil
@@ -189,7 +199,7 @@ func (fs *flowService) DeleteFlows(ctx context.Context, req *v1.DeleteFlowsReque
 	}
 	results, err := fs.s.engine.Delete(ctx, req.GetIds())
 	if err != nil {
-		return nil, engineError("delete flows", err)
+		return nil, fs.fail("delete flows", err)
 	}
 	resp := &v1.DeleteFlowsResponse{Results: make([]*v1.DeleteResult, len(results))}
 	for i, r := range results {
@@ -299,7 +309,7 @@ func (fs *flowService) WatchFlows(_ *v1.WatchFlowsRequest, stream grpc.ServerStr
 	defer cancel()
 	w, err := fs.s.engine.Watch(ctx)
 	if err != nil {
-		return engineError("watch flows", err)
+		return fs.fail("watch flows", err)
 	}
 	for _, st := range w.Snapshot {
 		if err := stream.Send(&v1.WatchFlowsResponse{Kind: v1.WatchEventKind_WATCH_EVENT_KIND_SNAPSHOT, Status: StatusToProto(st)}); err != nil {
@@ -317,6 +327,9 @@ func (fs *flowService) WatchFlows(_ *v1.WatchFlowsRequest, stream grpc.ServerStr
 		if err := stream.Send(&v1.WatchFlowsResponse{Kind: kind, Status: StatusToProto(ev.Status)}); err != nil {
 			return err
 		}
+	}
+	if errors.Is(w.Err(), offload.ErrWatcherLagged) {
+		fs.s.log.Warn("flow watcher fell behind and was closed", "snapshot", len(w.Snapshot))
 	}
 	return watchEnd(w.Err(), stream.Context().Err())
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"strings"
 	"syscall"
@@ -39,7 +40,8 @@ type harness struct {
 func newHarness(t *testing.T, devs ...nic.Device) *harness {
 	t.Helper()
 	h := &harness{engine: newFakeEngine()}
-	h.server = NewServer(h.engine, fakeNode(devs), WithHostname("node-1"), WithVersion("v0.1.0"))
+	h.server = NewServer(h.engine, fakeNode(devs), WithHostname("node-1"), WithVersion("v0.1.0"),
+		WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	lis := bufconn.Listen(1 << 20)
 	h.gs = grpc.NewServer()
 	h.server.Register(h.gs)
