@@ -42,7 +42,9 @@ type FlowServiceClient interface {
 	// any invalid or failed flow rejects the whole batch: nothing is applied
 	// and the RPC fails with INVALID_ARGUMENT (with google.rpc.BadRequest
 	// field violations), FAILED_PRECONDITION (a hardware-only flow refused) or
-	// RESOURCE_EXHAUSTED (hardware table full).
+	// RESOURCE_EXHAUSTED (hardware table full); the status message names the
+	// failed flows and the status details carry the ApplyFlowsResponse with
+	// every flow's result.
 	ApplyFlows(ctx context.Context, in *ApplyFlowsRequest, opts ...grpc.CallOption) (*ApplyFlowsResponse, error)
 	// DeleteFlows removes flows by id; unknown ids are reported, not errors.
 	DeleteFlows(ctx context.Context, in *DeleteFlowsRequest, opts ...grpc.CallOption) (*DeleteFlowsResponse, error)
@@ -149,7 +151,9 @@ type FlowServiceServer interface {
 	// any invalid or failed flow rejects the whole batch: nothing is applied
 	// and the RPC fails with INVALID_ARGUMENT (with google.rpc.BadRequest
 	// field violations), FAILED_PRECONDITION (a hardware-only flow refused) or
-	// RESOURCE_EXHAUSTED (hardware table full).
+	// RESOURCE_EXHAUSTED (hardware table full); the status message names the
+	// failed flows and the status details carry the ApplyFlowsResponse with
+	// every flow's result.
 	ApplyFlows(context.Context, *ApplyFlowsRequest) (*ApplyFlowsResponse, error)
 	// DeleteFlows removes flows by id; unknown ids are reported, not errors.
 	DeleteFlows(context.Context, *DeleteFlowsRequest) (*DeleteFlowsResponse, error)
