@@ -110,10 +110,6 @@ func (w *Watcher) Snapshot() Snapshot {
 	return w.snap
 }
 
-// Scan returns the latest topology; it lets a Watcher serve as a Scanner
-// without rescanning.
-func (w *Watcher) Scan(context.Context) (Snapshot, error) { return w.Snapshot(), nil }
-
 // Trigger asks for a rescan. Triggers coalesce; it never blocks.
 func (w *Watcher) Trigger() {
 	select {

@@ -92,6 +92,9 @@ func (s VFSettings) Validate() error {
 		if v.QoS < 0 || v.QoS > 7 {
 			return fmt.Errorf("vlan.qos: %w: %d is outside 0-7", ErrInvalid, v.QoS)
 		}
+		if v.QoS != 0 && v.ID == 0 {
+			return fmt.Errorf("vlan.qos: %w: a priority needs a VLAN ID", ErrInvalid)
+		}
 		if p := v.proto(); p != 0x8100 && p != 0x88a8 {
 			return fmt.Errorf("vlan.proto: %w: %#04x is neither 0x8100 nor 0x88a8", ErrInvalid, v.Proto)
 		}

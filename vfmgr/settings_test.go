@@ -23,6 +23,7 @@ func TestVFSettingsValidate(t *testing.T) {
 		{"multicast MAC", VFSettings{MAC: "01:00:5e:00:00:01"}, "multicast"},
 		{"VLAN too high", VFSettings{VLAN: &VLAN{ID: 4095}}, "vlan.id"},
 		{"QoS too high", VFSettings{VLAN: &VLAN{ID: 1, QoS: 8}}, "vlan.qos"},
+		{"QoS without VLAN", VFSettings{VLAN: &VLAN{QoS: 2}}, "needs a VLAN ID"},
 		{"bad proto", VFSettings{VLAN: &VLAN{ID: 1, Proto: 0x0800}}, "vlan.proto"},
 		{"bad link state", VFSettings{LinkState: "up"}, "linkState"},
 		{"min above max", VFSettings{Rate: &Rate{MinMbps: 20, MaxMbps: 10}}, "rate"},
