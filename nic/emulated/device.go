@@ -220,6 +220,7 @@ func (d *Device) SetEswitchMode(ctx context.Context, mode nic.EswitchMode) error
 			gone[repName(0, n)] = true
 		}
 		clear(d.tables[flow.Hardware].flows)
+		d.tables[flow.Hardware].gen++
 		d.flushPorts(gone)
 		for n := range d.vfs {
 			d.removePort(repName(0, n))

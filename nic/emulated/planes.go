@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -21,9 +22,12 @@ const L2HeaderLen = 14
 type table struct {
 	flows map[string]entry
 	next  uint32 // last handle given out
+	// gen counts changes to flows; FlowTable rebuilds index when it moves.
+	gen   uint64
+	index atomic.Pointer[FlowTable]
 }
 
-// entry is one installed copy. flow is the device's own normalized clone.
+// entry is one installed copy. flow is shared with the caller and never modified.
 type entry struct {
 	flow     *flow.Flow
 	handle   uint32
@@ -48,7 +52,8 @@ var (
 // like a kernel extack) and the table size (ENOSPC), waits the configured
 // latency and insert pacing, and refuses everything in legacy eswitch mode.
 // A replace keeps the copy's handle and counters. Stored copies are
-// normalized clones, as the kernel masks keys when it stores a filter.
+// normalized (a clone is made only when the caller's flow is not), as the
+// kernel masks keys when it stores a filter.
 // A cancelled ctx fails the ops not yet applied.
 // Equivalent to: tc filter add|replace|del dev PORT ingress ... flower skip_sw|skip_hw
 func (d *Device) Program(ctx context.Context, plane flow.Plane, ops []nic.Op) []error {
@@ -115,7 +120,8 @@ func (d *Device) apply(t *table, plane flow.Plane, op *nic.Op, freed *bool) erro
 			return nic.Refusal(syscall.ENOSPC, fmt.Sprintf("hardware flow table full (%d entries)", d.tableSize))
 		}
 		t.next++
-		t.flows[f.ID] = entry{flow: normalClone(f), handle: t.next}
+		t.flows[f.ID] = entry{flow: normalized(f), handle: t.next}
+		t.gen++
 	case nic.OpReplace:
 		e, ok := t.flows[f.ID]
 		if !ok {
@@ -124,13 +130,15 @@ func (d *Device) apply(t *table, plane flow.Plane, op *nic.Op, freed *bool) erro
 		if err := d.admit(plane, f); err != nil {
 			return err
 		}
-		e.flow = normalClone(f)
+		e.flow = normalized(f)
 		t.flows[f.ID] = e
+		t.gen++
 	case nic.OpDelete:
 		if _, ok := t.flows[f.ID]; !ok {
 			return nic.ErrNotFound
 		}
 		delete(t.flows, f.ID)
+		t.gen++
 		if plane == flow.Hardware {
 			*freed = true
 		}
@@ -162,7 +170,15 @@ func (d *Device) admit(plane flow.Plane, f *flow.Flow) error {
 	return nil
 }
 
-func normalClone(f *flow.Flow) *flow.Flow {
+// normalized returns f when it is already normalized (the engine always
+// hands over normalized flows, which the device then shares), else a
+// normalized clone.
+func normalized(f *flow.Flow) *flow.Flow {
+	probe := flow.Flow{Match: f.Match}
+	flow.Normalize(&probe)
+	if probe.Match == f.Match {
+		return f
+	}
 	c := f.Clone()
 	flow.Normalize(c)
 	return c
@@ -236,7 +252,7 @@ func (d *Device) Flows(ctx context.Context, plane flow.Plane) ([]nic.Installed, 
 	t := &d.tables[plane]
 	out := make([]nic.Installed, 0, len(t.flows))
 	for _, e := range t.flows {
-		in := nic.Installed{Flow: e.flow.Clone(), Plane: plane, Counters: e.counters, Handle: e.handle}
+		in := nic.Installed{Flow: e.flow, Plane: plane, Counters: e.counters, Handle: e.handle}
 		if plane == flow.Hardware {
 			in.InHW, in.InHWCount = true, 1
 		}
@@ -327,6 +343,9 @@ func (d *Device) flushPorts(gone map[string]bool) {
 			if gone[e.flow.Port] {
 				delete(t.flows, id)
 			}
+		}
+		if len(t.flows) < n {
+			t.gen++
 		}
 		if flow.Plane(p) == flow.Hardware && len(t.flows) < n {
 			d.events.push(nic.Event{Kind: nic.EventCapacityFreed})
