@@ -147,9 +147,11 @@ type Device interface {
 
 	// Program applies ops to one plane in order and returns one error per op
 	// (nil on success). An op that fails leaves that flow's copy as it was.
-	// Hardware refusals are *RefusedError.
+	// Hardware refusals are *RefusedError. The device may keep op.Flow:
+	// callers must not modify a flow once they have passed it.
 	Program(ctx context.Context, plane flow.Plane, ops []Op) []error
-	// Flows lists what a plane holds, read back from the device.
+	// Flows lists what a plane holds, read back from the device. The flows
+	// may be shared with the device: callers must not modify them.
 	Flows(ctx context.Context, plane flow.Plane) ([]Installed, error)
 	// Capacity reports used and total entries of the hardware table (total 0: unknown).
 	Capacity() (used, total int)
