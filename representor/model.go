@@ -114,6 +114,18 @@ func (s Snapshot) FindVF(pci string) (PF, VF, error) {
 	return PF{}, VF{}, fmt.Errorf("vf %s: %w", pci, ErrNotFound)
 }
 
+// FindRepresentor returns the VF whose representor netdev is name, and its PF.
+func (s Snapshot) FindRepresentor(name string) (PF, VF, error) {
+	for _, pf := range s.PFs {
+		for _, vf := range pf.VFs {
+			if vf.Representor == name && name != "" {
+				return pf, vf, nil
+			}
+		}
+	}
+	return PF{}, VF{}, fmt.Errorf("representor %q: %w", name, ErrNotFound)
+}
+
 // Ports maps the snapshot to the ports a nic.Device reports: per PF the
 // uplink, then per VF its representor and its VF netdev, in VF order.
 func (s Snapshot) Ports() []nic.Port {

@@ -104,6 +104,12 @@ func TestSysfsScanner(t *testing.T) {
 	assert.Equal(t, 1, vf.Index)
 	_, err = pf.VF(7)
 	assert.ErrorIs(t, err, ErrNotFound)
+	gotPF, vf, err = snap.FindRepresentor("enp8s0f0npf0vf1")
+	require.NoError(t, err)
+	assert.Equal(t, pf0PCI, gotPF.PCI)
+	assert.Equal(t, "0000:08:00.3", vf.PCI)
+	_, _, err = snap.FindRepresentor("")
+	assert.ErrorIs(t, err, ErrNotFound)
 }
 
 func TestSysfsScannerEswitchInference(t *testing.T) {
