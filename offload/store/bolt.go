@@ -1,7 +1,7 @@
 package store
 
 import (
-	"encoding/json"
+	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -18,7 +18,8 @@ var (
 )
 
 // schemaVersion is bumped when the record format changes incompatibly.
-const schemaVersion = "1"
+// Version 2 records: uvarint generation, then flow.AppendBinary.
+const schemaVersion = "2"
 
 // Bolt is an offload.Store in a bbolt file.
 type Bolt struct {
@@ -26,12 +27,6 @@ type Bolt struct {
 }
 
 var _ offload.Store = (*Bolt)(nil)
-
-// record is the stored form of one flow.
-type record struct {
-	Generation uint64     `json:"generation"`
-	Flow       *flow.Flow `json:"flow"`
-}
 
 // Open opens (creating if needed) the state file at path.
 func Open(path string) (*Bolt, error) {
@@ -65,10 +60,8 @@ func (b *Bolt) Save(flows []offload.StoredFlow) error {
 	err := b.db.Update(func(tx *bolt.Tx) error {
 		bk := tx.Bucket(bucketFlows)
 		for _, f := range flows {
-			v, err := json.Marshal(record{Generation: f.Generation, Flow: f.Flow})
-			if err != nil {
-				return fmt.Errorf("encode flow %s: %w", f.Flow.ID, err)
-			}
+			// bbolt keeps value slices until the transaction ends: one buffer each.
+			v := flow.AppendBinary(binary.AppendUvarint(make([]byte, 0, 128), f.Generation), f.Flow)
 			if err := bk.Put([]byte(f.Flow.ID), v); err != nil {
 				return fmt.Errorf("put flow %s: %w", f.Flow.ID, err)
 			}
@@ -103,14 +96,18 @@ func (b *Bolt) Load() ([]offload.StoredFlow, error) {
 	var out []offload.StoredFlow
 	err := b.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketFlows).ForEach(func(k, v []byte) error {
-			var r record
-			if err := json.Unmarshal(v, &r); err != nil {
+			gen, n := binary.Uvarint(v)
+			if n <= 0 {
+				return fmt.Errorf("decode flow %s: bad generation", k)
+			}
+			f, err := flow.DecodeBinary(v[n:])
+			if err != nil {
 				return fmt.Errorf("decode flow %s: %w", k, err)
 			}
-			if r.Flow == nil || r.Flow.ID != string(k) {
-				return fmt.Errorf("decode flow %s: record names another flow", k)
+			if f.ID != string(k) {
+				return fmt.Errorf("decode flow %s: record names flow %s", k, f.ID)
 			}
-			out = append(out, offload.StoredFlow{Flow: r.Flow, Generation: r.Generation})
+			out = append(out, offload.StoredFlow{Flow: f, Generation: gen})
 			return nil
 		})
 	})
