@@ -193,7 +193,7 @@ func TestResetBeforeReplyRemoves(t *testing.T) {
 func TestReopenAfterClose(t *testing.T) {
 	tb := ct.New(ct.DefaultTimeouts())
 	orig := tcp(client, server, 1000, 80)
-	for _, p := range []ct.Packet{seg(orig, ct.TCPSyn), seg(orig.Reverse(), ct.TCPSyn | ct.TCPAck), seg(orig, ct.TCPAck), seg(orig, ct.TCPRst)} {
+	for _, p := range []ct.Packet{seg(orig, ct.TCPSyn), seg(orig.Reverse(), ct.TCPSyn|ct.TCPAck), seg(orig, ct.TCPAck), seg(orig, ct.TCPRst)} {
 		tb.Track(ct.Request{Packet: p, Commit: true}, t0)
 	}
 	require.Equal(t, ct.TCPClose, tb.Entries(t0)[0].TCPState)
