@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/offloadd/offloadd/cmd/offloadd/daemon"
+	"github.com/offloadd/offloadd/nic/emulated"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -27,49 +28,9 @@ func main() {
 }
 
 func run(args []string) error {
-	fs := pflag.NewFlagSet("offloadd", pflag.ContinueOnError)
-	cfgPath := fs.String("config", "", "YAML config file (defaults apply to absent fields)")
-	socket := fs.String("socket", "", "unix socket path (default /run/offloadd/offloadd.sock)")
-	tcp := fs.String("tcp", "", "also listen on this TCP address")
-	backend := fs.String("backend", "", "emulated (default) or linux")
-	emuCfg := fs.String("emulated-config", "", "YAML file for the emulated NIC")
-	stateDir := fs.String("state-dir", "", "desired-state directory (default /var/lib/offloadd; \"none\" keeps it in memory)")
-	logLevel := fs.String("log-level", "", "debug, info, warn or error")
-	logFormat := fs.String("log-format", "", "text or json")
-	if err := fs.Parse(args); err != nil {
+	cfg, err := parseConfig(args)
+	if err != nil {
 		return err
-	}
-	cfg := daemon.DefaultConfig()
-	daemon.Version = version
-	if *cfgPath != "" {
-		var err error
-		if cfg, err = daemon.LoadConfig(*cfgPath); err != nil {
-			return err
-		}
-	}
-	if *emuCfg != "" {
-		ec, err := daemon.LoadEmulated(*emuCfg)
-		if err != nil {
-			return err
-		}
-		cfg.Emulated = ec
-	}
-	set := func(dst *string, v string) {
-		if v != "" {
-			*dst = v
-		}
-	}
-	set(&cfg.Socket, *socket)
-	set(&cfg.TCP, *tcp)
-	set(&cfg.Backend, *backend)
-	set(&cfg.StateDir, *stateDir)
-	set(&cfg.LogLevel, *logLevel)
-	set(&cfg.LogFormat, *logFormat)
-	if cfg.StateDir == "none" {
-		cfg.StateDir = ""
-	}
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("config: %w", err)
 	}
 	log := newLogger(cfg)
 
@@ -91,6 +52,70 @@ func run(args []string) error {
 	defer cancel()
 	d.Shutdown(sctx)
 	return nil
+}
+
+// parseConfig builds the daemon config: defaults, then --config, then
+// --emulated-config, then flags given on the command line.
+func parseConfig(args []string) (daemon.Config, error) {
+	fs := pflag.NewFlagSet("offloadd", pflag.ContinueOnError)
+	cfgPath := fs.String("config", "", "YAML config file (defaults apply to absent fields)")
+	socket := fs.String("socket", "", "unix socket path (default /run/offloadd/offloadd.sock)")
+	tcp := fs.String("tcp", "", "also listen on this TCP address")
+	backend := fs.String("backend", "", "emulated (default) or linux")
+	emuCfg := fs.String("emulated-config", "", "YAML file for the emulated NIC")
+	stateDir := fs.String("state-dir", "", "desired-state directory (default /var/lib/offloadd; \"none\" keeps it in memory)")
+	logLevel := fs.String("log-level", "", "debug, info, warn or error")
+	logFormat := fs.String("log-format", "", "text or json")
+	emuFlags := emulated.DefaultConfig()
+	emuFlags.AddFlags(fs, "emulated-")
+	if err := fs.Parse(args); err != nil {
+		return daemon.Config{}, err
+	}
+	cfg := daemon.DefaultConfig()
+	daemon.Version = version
+	if *cfgPath != "" {
+		var err error
+		if cfg, err = daemon.LoadConfig(*cfgPath); err != nil {
+			return cfg, err
+		}
+	}
+	if *emuCfg != "" {
+		ec, err := daemon.LoadEmulated(*emuCfg)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.Emulated = ec
+	}
+	// Emulated NIC flags given on the command line win over the files.
+	over := pflag.NewFlagSet("emulated", pflag.ContinueOnError)
+	cfg.Emulated.AddFlags(over, "emulated-")
+	var ferr error
+	fs.Visit(func(f *pflag.Flag) {
+		if o := over.Lookup(f.Name); o != nil && ferr == nil {
+			ferr = o.Value.Set(f.Value.String())
+		}
+	})
+	if ferr != nil {
+		return cfg, ferr
+	}
+	set := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	set(&cfg.Socket, *socket)
+	set(&cfg.TCP, *tcp)
+	set(&cfg.Backend, *backend)
+	set(&cfg.StateDir, *stateDir)
+	set(&cfg.LogLevel, *logLevel)
+	set(&cfg.LogFormat, *logFormat)
+	if cfg.StateDir == "none" {
+		cfg.StateDir = ""
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("config: %w", err)
+	}
+	return cfg, nil
 }
 
 func newLogger(cfg daemon.Config) *slog.Logger {
