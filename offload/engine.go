@@ -33,6 +33,8 @@ type Engine struct {
 	now   func() time.Time
 	store Store
 	devs  []nic.Device
+	// names are the devices' names, read once: Info may be costly.
+	names []string
 
 	mu       sync.RWMutex
 	ports    map[string]portRef
@@ -93,9 +95,10 @@ func New(cfg Config) (*Engine, error) {
 		e.now = time.Now
 	}
 	for i, d := range e.devs {
+		e.names = append(e.names, d.Info().Name)
 		for _, p := range d.Ports() {
 			if prev, ok := e.ports[p.Name]; ok {
-				return nil, fmt.Errorf("new engine: port %s on %s and %s", p.Name, e.devs[prev.dev].Info().Name, d.Info().Name)
+				return nil, fmt.Errorf("new engine: port %s on %s and %s", p.Name, e.names[prev.dev], e.names[i])
 			}
 			e.ports[p.Name] = portRef{port: p, dev: i}
 		}
@@ -141,10 +144,21 @@ func (e *Engine) hardwareReasons(f *flow.Flow, dev int) []nic.Reason {
 		return []nic.Reason{{Code: nic.ReasonDraining, Field: "port", Message: fmt.Sprintf("port %s is draining to software: %s", f.Port, why)}}
 	}
 	d := e.devs[dev]
-	if d.Info().EswitchMode != nic.EswitchSwitchdev {
-		return []nic.Reason{{Code: nic.ReasonEswitchMode, Message: fmt.Sprintf("%s is in legacy eswitch mode; tc offload needs switchdev", d.Info().Name)}}
+	if eswitchMode(d) != nic.EswitchSwitchdev {
+		return []nic.Reason{{Code: nic.ReasonEswitchMode, Message: fmt.Sprintf("%s is in legacy eswitch mode; tc offload needs switchdev", e.names[dev])}}
 	}
 	return d.Profile().Check(f, e.portKind)
+}
+
+// eswitchModer is implemented by devices that report their eswitch mode
+// more cheaply than Info does.
+type eswitchModer interface{ EswitchMode() nic.EswitchMode }
+
+func eswitchMode(d nic.Device) nic.EswitchMode {
+	if m, ok := d.(eswitchModer); ok {
+		return m.EswitchMode()
+	}
+	return d.Info().EswitchMode
 }
 
 // refusalReason turns a device error into a reason, and says whether the
@@ -171,7 +185,7 @@ func (e *Engine) status(id string, en *entry) Status {
 		Generation: en.gen,
 		HW:         en.hw,
 		SW:         en.sw,
-		Device:     e.devs[en.dev].Info().Name,
+		Device:     e.names[en.dev],
 		Updated:    en.updated,
 	}
 }

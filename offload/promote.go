@@ -96,7 +96,7 @@ func (e *Engine) promote(ctx context.Context, dev int, ens []*entry) int {
 		e.notify(Event{Kind: EventUpsert, Status: e.status(en.flow.ID, en)})
 	}
 	if len(moved) > 0 {
-		e.log.Info("promoted flows to hardware", "device", e.devs[dev].Info().Name, "flows", len(moved))
+		e.log.Info("promoted flows to hardware", "device", e.names[dev], "flows", len(moved))
 	}
 	return len(moved)
 }

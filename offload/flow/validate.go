@@ -230,7 +230,7 @@ func (c *checker) actions(f *Flow, ports Ports) {
 	m := &f.Match
 	for i := range f.Actions {
 		a := &f.Actions[i]
-		p := fmt.Sprintf("actions[%d]", i)
+		p := actionPath(i)
 		if i > 0 && terminal(f.Actions[i-1].Kind) {
 			c.add(p, "follows %s, which ends the action list", f.Actions[i-1].Kind)
 		}
@@ -272,6 +272,21 @@ func (c *checker) actions(f *Flow, ports Ports) {
 			c.add(p+".kind", "unknown action")
 		}
 	}
+}
+
+// actionPaths avoids formatting a path for every action of every flow.
+var actionPaths = func() (p [16]string) {
+	for i := range p {
+		p[i] = fmt.Sprintf("actions[%d]", i)
+	}
+	return p
+}()
+
+func actionPath(i int) string {
+	if i < len(actionPaths) {
+		return actionPaths[i]
+	}
+	return fmt.Sprintf("actions[%d]", i)
 }
 
 func (c *checker) encap(f *Flow, i int, p string, ports Ports) {
