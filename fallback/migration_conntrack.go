@@ -10,18 +10,28 @@ import (
 )
 
 // ConnTable is a node's conntrack table as the handoff reads and writes
-// it: the Linux kernel's (NewKernelConntrack) or the emulated datapath's.
+// it: the Linux kernel's (NewKernelConntrack) or the emulated datapath's
+// (NewEmulatedConns).
 type ConnTable interface {
 	// Dump lists the entries of the given zones.
 	// Equivalent to: conntrack -L -w ZONE
 	Dump(ctx context.Context, zones []uint16) ([]ConnEntry, error)
-	// Upsert creates e, or updates the entry with e's key to e's state,
-	// mark and timeout; it returns the entry it replaced, if any.
+	// Upsert creates each entry, or updates the entry with its key to its
+	// state, mark and timeout. It returns one ConnPrev per entry, saying
+	// whether it was written and what it replaced, also when it fails.
 	// Equivalent to: conntrack -I ... || conntrack -U ...
-	Upsert(ctx context.Context, e ConnEntry) (prev ConnEntry, existed bool, err error)
-	// Delete removes the entry with key k; a missing entry is not an error.
+	Upsert(ctx context.Context, es []ConnEntry) ([]ConnPrev, error)
+	// Delete removes the entries with the given keys; missing entries are
+	// not errors.
 	// Equivalent to: conntrack -D -w ZONE -p PROTO -s SRC -d DST ...
-	Delete(ctx context.Context, k ConnKey) error
+	Delete(ctx context.Context, ks []ConnKey) error
+}
+
+// ConnPrev is what Upsert did with one entry.
+type ConnPrev struct {
+	// Done: the entry was written. Existed: it replaced Entry.
+	Done, Existed bool
+	Entry         ConnEntry
 }
 
 // ConnTuple is one direction of a connection. Ports apply to TCP, UDP

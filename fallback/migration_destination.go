@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 
 	"github.com/offloadd/offloadd/nic"
@@ -364,24 +365,28 @@ func (m *Migrator) importConns(ctx context.Context, r *record, conns []ConnEntry
 	for _, c := range r.Conns {
 		touched[c.Key] = true
 	}
-	for _, c := range conns {
-		prev, existed, err := m.ct.Upsert(ctx, c)
-		if err != nil {
-			return created, updated, fmt.Errorf("import migration %s: conntrack entry %s: %w", r.ID, c.Key(), err)
+	prevs, err := m.ct.Upsert(ctx, conns)
+	for i, p := range prevs {
+		if i >= len(conns) || !p.Done {
+			continue
 		}
-		if existed {
+		if p.Existed {
 			updated++
 		} else {
 			created++
 		}
-		if k := c.Key(); !touched[k] {
+		if k := conns[i].Key(); !touched[k] {
 			touched[k] = true
 			ic := importedConn{Key: k}
-			if existed {
+			if p.Existed {
+				prev := p.Entry
 				ic.Prev = &prev
 			}
 			r.Conns = append(r.Conns, ic)
 		}
+	}
+	if err != nil {
+		return created, updated, fmt.Errorf("import migration %s: conntrack entries: %w", r.ID, err)
 	}
 	return created, updated, nil
 }
@@ -460,20 +465,30 @@ func (m *Migrator) abortDestination(ctx context.Context, r *record) (AbortResult
 		}
 	}
 	r.Installed = adopted
-	for i := len(r.Conns) - 1; i >= 0; i-- {
-		c := r.Conns[i]
-		var err error
-		if c.Prev == nil {
-			err = m.ct.Delete(ctx, c.Key)
-			res.ConnsRemoved++
-		} else {
-			_, _, err = m.ct.Upsert(ctx, *c.Prev)
-			res.ConnsRestored++
+	if len(r.Conns) > 0 {
+		var created []ConnKey
+		var replaced []ConnEntry
+		for _, c := range r.Conns {
+			if c.Prev == nil {
+				created = append(created, c.Key)
+			} else {
+				replaced = append(replaced, *c.Prev)
+			}
 		}
-		if err != nil {
-			return res, fmt.Errorf("abort migration %s: conntrack entry %s: %w", r.ID, c.Key, err)
+		if err := m.ct.Delete(ctx, created); err != nil {
+			return res, fmt.Errorf("abort migration %s: remove conntrack entries: %w", r.ID, err)
 		}
-		r.Conns = r.Conns[:i]
+		if len(replaced) > 0 {
+			prevs, err := m.ct.Upsert(ctx, replaced)
+			if err == nil && slices.ContainsFunc(prevs, func(p ConnPrev) bool { return !p.Done }) {
+				err = errors.New("not every entry was written")
+			}
+			if err != nil {
+				return res, fmt.Errorf("abort migration %s: restore conntrack entries: %w", r.ID, err)
+			}
+		}
+		res.ConnsRemoved, res.ConnsRestored = len(created), len(replaced)
+		r.Conns = nil
 	}
 	if r.Port != "" {
 		m.eng.UndrainPort(r.Port)

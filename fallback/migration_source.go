@@ -208,10 +208,12 @@ func (m *Migrator) commitSource(ctx context.Context, r *record) (CommitResult, e
 	}
 	out := CommitResult{FlowsRemoved: len(r.Flows)}
 	if m.ct != nil {
-		for _, c := range r.Bundle.Conns {
-			if err := m.ct.Delete(ctx, c.Key()); err != nil {
-				return CommitResult{}, fmt.Errorf("commit migration %s: remove conntrack entry %s: %w", r.ID, c.Key(), err)
-			}
+		keys := make([]ConnKey, len(r.Bundle.Conns))
+		for i, c := range r.Bundle.Conns {
+			keys[i] = c.Key()
+		}
+		if err := m.ct.Delete(ctx, keys); err != nil {
+			return CommitResult{}, fmt.Errorf("commit migration %s: remove conntrack entries: %w", r.ID, err)
 		}
 		out.ConnsRemoved = len(r.Bundle.Conns)
 	}

@@ -56,24 +56,30 @@ func (c *fakeConns) Dump(_ context.Context, zones []uint16) ([]ConnEntry, error)
 	return out, nil
 }
 
-func (c *fakeConns) Upsert(_ context.Context, e ConnEntry) (ConnEntry, bool, error) {
+func (c *fakeConns) Upsert(_ context.Context, es []ConnEntry) ([]ConnPrev, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	out := make([]ConnPrev, len(es))
 	if c.fail != nil {
-		return ConnEntry{}, false, c.fail
+		return out, c.fail
 	}
-	prev, ok := c.entries[e.Key()]
-	c.entries[e.Key()] = e
-	return prev, ok, nil
+	for i, e := range es {
+		prev, ok := c.entries[e.Key()]
+		c.entries[e.Key()] = e
+		out[i] = ConnPrev{Done: true, Existed: ok, Entry: prev}
+	}
+	return out, nil
 }
 
-func (c *fakeConns) Delete(_ context.Context, k ConnKey) error {
+func (c *fakeConns) Delete(_ context.Context, ks []ConnKey) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.fail != nil {
 		return c.fail
 	}
-	delete(c.entries, k)
+	for _, k := range ks {
+		delete(c.entries, k)
+	}
 	return nil
 }
 
@@ -563,7 +569,7 @@ func TestMigrationAbortRestoresReplacedConntrackEntries(t *testing.T) {
 	src, dst := pair(t)
 	old := tcpConn(5, 40000)
 	old.Mark, old.TCP = 1, &ConnTCP{State: TCPSynSent}
-	_, _, err := dst.conns.Upsert(ctx, old)
+	_, err := dst.conns.Upsert(ctx, []ConnEntry{old})
 	require.NoError(t, err)
 	before := dst.conns.String()
 	_, err = dst.mig.Prepare(ctx, PrepareRequest{ID: "m1", SourcePort: "pf0vf3"})
@@ -603,7 +609,7 @@ func TestMigrationRefreshedExport(t *testing.T) {
 	src.apply(t, late)
 	st, _ := src.eng.Get("vm1-late")
 	require.Equal(t, offload.StateSoftware, st.State)
-	_, _, err = src.conns.Upsert(ctx, tcpConn(5, 40002))
+	_, err = src.conns.Upsert(ctx, []ConnEntry{tcpConn(5, 40002)})
 	require.NoError(t, err)
 
 	b2, err := src.mig.Export(ctx, ExportRequest{ID: "m1", Refresh: true})
