@@ -106,12 +106,16 @@ func (fs *flowService) ApplyFlows(ctx context.Context, req *v1.ApplyFlowsRequest
 	var failures []error
 	for k, r := range results {
 		i := index[k]
-		path := fmt.Sprintf("flows[%d]", i)
 		out := &v1.ApplyResult{
-			Id:         req.GetFlows()[i].GetId(),
-			Outcome:    outcomeToProto(r.Outcome),
-			Status:     StatusToProto(r.Status),
-			Violations: violationsToProto(valid[k], path, r.Violations),
+			Id:      req.GetFlows()[i].GetId(),
+			Outcome: outcomeToProto(r.Outcome),
+			Status:  statusToProto(r.Status),
+		}
+		if req.GetIncludeFlows() && out.Status != nil {
+			out.Status.Flow = FlowToProto(r.Status.Flow)
+		}
+		if len(r.Violations) > 0 {
+			out.Violations = violationsToProto(valid[k], fmt.Sprintf("flows[%d]", i), r.Violations)
 		}
 		if r.Err != nil {
 			out.Error = r.Err.Error()

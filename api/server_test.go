@@ -88,6 +88,14 @@ const (
 	portFlow = `{"id":"d","port":"nope","priority":1,"actions":[{"redirect":{"port":"gone"}}]}`
 )
 
+func TestApplyFlowsLeavesFlowsOutUnlessAsked(t *testing.T) {
+	h := newHarness(t)
+	lean, err := h.flows.ApplyFlows(ctx(t), &v1.ApplyFlowsRequest{Flows: []*v1.Flow{wireFlow(t, okFlow)}})
+	require.NoError(t, err)
+	assert.Nil(t, lean.GetResults()[0].GetStatus().GetFlow(), "flows are left out unless asked for")
+	assert.Equal(t, v1.FlowState_FLOW_STATE_HARDWARE, lean.GetResults()[0].GetStatus().GetState())
+}
+
 func TestApplyFlowsNonAtomic(t *testing.T) {
 	h := newHarness(t)
 	h.engine.fail["c"] = &offload.PlacementError{ID: "c", Reasons: []nic.Reason{{Code: nic.ReasonRefused, Message: "hardware refused: no"}}}
@@ -95,7 +103,7 @@ func TestApplyFlowsNonAtomic(t *testing.T) {
 
 	req := &v1.ApplyFlowsRequest{Flows: []*v1.Flow{
 		wireFlow(t, okFlow), wireFlow(t, badFlow), wireFlow(t, failFlow), wireFlow(t, dupFlow), wireFlow(t, portFlow),
-	}}
+	}, IncludeFlows: true}
 	resp, err := h.flows.ApplyFlows(ctx(t), req)
 	require.NoError(t, err)
 	assert.Equal(t, []v1.ApplyOutcome{

@@ -90,11 +90,19 @@ func reasonsToProto(f *flow.Flow, rs []nic.Reason) []*v1.Reason {
 
 // StatusToProto converts a flow's status. A zero Status (no flow) is nil.
 func StatusToProto(s offload.Status) *v1.FlowStatus {
+	st := statusToProto(s)
+	if st != nil {
+		st.Flow = FlowToProto(s.Flow)
+	}
+	return st
+}
+
+// statusToProto converts a status without its flow.
+func statusToProto(s offload.Status) *v1.FlowStatus {
 	if s.Flow == nil {
 		return nil
 	}
 	return &v1.FlowStatus{
-		Flow:       FlowToProto(s.Flow),
 		State:      StateToProto(s.State),
 		Reasons:    reasonsToProto(s.Flow, s.Reasons),
 		Generation: s.Generation,

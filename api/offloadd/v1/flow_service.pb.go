@@ -525,7 +525,11 @@ type ApplyFlowsRequest struct {
 	// Flows to create or replace, at most one per id.
 	Flows []*Flow `protobuf:"bytes,1,rep,name=flows,proto3" json:"flows,omitempty"`
 	// Apply all flows or none. Default false: each flow on its own.
-	Atomic        bool `protobuf:"varint,2,opt,name=atomic,proto3" json:"atomic,omitempty"`
+	Atomic bool `protobuf:"varint,2,opt,name=atomic,proto3" json:"atomic,omitempty"`
+	// Include each flow's canonical form in results[].status.flow. Default
+	// false: results carry state, reasons, generation and counters, which
+	// keeps large batches cheap; GetFlow and ListFlows return the flows.
+	IncludeFlows  bool `protobuf:"varint,3,opt,name=include_flows,json=includeFlows,proto3" json:"include_flows,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -570,6 +574,13 @@ func (x *ApplyFlowsRequest) GetFlows() []*Flow {
 func (x *ApplyFlowsRequest) GetAtomic() bool {
 	if x != nil {
 		return x.Atomic
+	}
+	return false
+}
+
+func (x *ApplyFlowsRequest) GetIncludeFlows() bool {
+	if x != nil {
+		return x.IncludeFlows
 	}
 	return false
 }
@@ -1346,10 +1357,11 @@ const file_offloadd_v1_flow_service_proto_rawDesc = "" +
 	"\bhardware\x18\x05 \x01(\v2\x15.offloadd.v1.CountersR\bhardware\x121\n" +
 	"\bsoftware\x18\x06 \x01(\v2\x15.offloadd.v1.CountersR\bsoftware\x12\x16\n" +
 	"\x06device\x18\a \x01(\tR\x06device\x124\n" +
-	"\aupdated\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\aupdated\"T\n" +
+	"\aupdated\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\aupdated\"y\n" +
 	"\x11ApplyFlowsRequest\x12'\n" +
 	"\x05flows\x18\x01 \x03(\v2\x11.offloadd.v1.FlowR\x05flows\x12\x16\n" +
-	"\x06atomic\x18\x02 \x01(\bR\x06atomic\"\xd6\x01\n" +
+	"\x06atomic\x18\x02 \x01(\bR\x06atomic\x12#\n" +
+	"\rinclude_flows\x18\x03 \x01(\bR\fincludeFlows\"\xd6\x01\n" +
 	"\vApplyResult\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x123\n" +
 	"\aoutcome\x18\x02 \x01(\x0e2\x19.offloadd.v1.ApplyOutcomeR\aoutcome\x12/\n" +
