@@ -1,0 +1,255 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/offloadd/offloadd/api"
+	v1 "github.com/offloadd/offloadd/api/offloadd/v1"
+	"github.com/offloadd/offloadd/cmd/offloadd/daemon"
+	"github.com/offloadd/offloadd/offload"
+	"github.com/offloadd/offloadd/offload/flow"
+)
+
+// startDaemon runs an in-process daemon on the emulated ConnectX-6 Dx with a
+// hardware table big enough for every flow.
+func startDaemon(ctx context.Context, dir string, table int, persist bool) (*daemon.Daemon, string, error) {
+	cfg := daemon.DefaultConfig()
+	cfg.Socket = filepath.Join(dir, "offloadd.sock")
+	cfg.StateDir = ""
+	if persist {
+		cfg.StateDir = filepath.Join(dir, "state")
+	}
+	cfg.StatsInterval = 0
+	cfg.Emulated.HWTableSize = table
+	cfg.Emulated.NumVFs = 8
+	d, err := daemon.New(cfg, quiet)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := d.Start(ctx); err != nil {
+		d.Shutdown(ctx)
+		return nil, "", err
+	}
+	return d, cfg.Socket, nil
+}
+
+func toDomain(ps []*v1.Flow) ([]*flow.Flow, error) {
+	out := make([]*flow.Flow, len(ps))
+	for i, p := range ps {
+		f, vs := api.FlowFromProto(p, "")
+		if len(vs) > 0 {
+			return nil, fmt.Errorf("bench flow %s: %v", p.GetId(), vs)
+		}
+		out[i] = f
+	}
+	return out, nil
+}
+
+func applyInProcess(ctx context.Context, e *offload.Engine, flows []*flow.Flow, batch int) (time.Duration, error) {
+	start := time.Now()
+	for i := 0; i < len(flows); i += batch {
+		rs, err := e.Apply(ctx, flows[i:min(i+batch, len(flows))], offload.ApplyOptions{})
+		if err != nil {
+			return 0, err
+		}
+		for _, r := range rs {
+			if r.Outcome != offload.OutcomeCreated || r.Status.State != offload.StateHardware {
+				return 0, fmt.Errorf("flow %s: %s %s", r.ID, r.Outcome, r.Status.State)
+			}
+		}
+	}
+	return time.Since(start), nil
+}
+
+func applyGRPC(ctx context.Context, sock string, flows []*v1.Flow, batch int) (time.Duration, error) {
+	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(daemon.MaxMsgSize), grpc.MaxCallSendMsgSize(daemon.MaxMsgSize)))
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	c := v1.NewFlowServiceClient(conn)
+	// A controller keeps a few batches in flight, so decoding the next
+	// batch overlaps applying (and persisting) this one.
+	next := make(chan int)
+	errs := make(chan error, inflight)
+	start := time.Now()
+	for range inflight {
+		go func() {
+			for i := range next {
+				resp, err := c.ApplyFlows(ctx, &v1.ApplyFlowsRequest{Flows: flows[i:min(i+batch, len(flows))]})
+				if err == nil {
+					for _, r := range resp.GetResults() {
+						if r.GetOutcome() != v1.ApplyOutcome_APPLY_OUTCOME_CREATED {
+							err = fmt.Errorf("flow %s: %s %s", r.GetId(), r.GetOutcome(), r.GetError())
+							break
+						}
+					}
+				}
+				if err != nil {
+					errs <- err
+					for range next {
+					}
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for i := 0; i < len(flows); i += batch {
+		next <- i
+	}
+	close(next)
+	var first error
+	for range inflight {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return time.Since(start), first
+}
+
+// inflight is how many ApplyFlows calls the gRPC client keeps open.
+const inflight = 4
+
+// insertion applies n flows in-process and over gRPC, twice each, keeping
+// each side's best run, with desired state persisted as the daemon does.
+func insertion(ctx context.Context, n, batch int) ([]Figure, error) {
+	pflows := benchFlows(n, "")
+	dflows, err := toDomain(pflows)
+	if err != nil {
+		return nil, err
+	}
+	var best [2]time.Duration
+	for round := range 2 {
+		for side := range 2 {
+			dir, err := os.MkdirTemp("", "offloadd-bench")
+			if err != nil {
+				return nil, err
+			}
+			d, sock, err := startDaemon(ctx, dir, 2*n, true)
+			if err != nil {
+				return nil, err
+			}
+			var took time.Duration
+			if side == 0 {
+				took, err = applyInProcess(ctx, d.Engine(), dflows, batch)
+			} else {
+				took, err = applyGRPC(ctx, sock, pflows, batch)
+			}
+			d.Shutdown(ctx)
+			os.RemoveAll(dir)
+			if err != nil {
+				return nil, fmt.Errorf("insertion round %d: %w", round, err)
+			}
+			if best[side] == 0 || took < best[side] {
+				best[side] = took
+			}
+			runtime.GC()
+		}
+	}
+	inproc := float64(n) / best[0].Seconds()
+	grpcRate := float64(n) / best[1].Seconds()
+	ratio := best[1].Seconds() / best[0].Seconds()
+	return []Figure{
+		{Name: "apply in-process (engine, persisted)", Value: inproc, Unit: "flows/s"},
+		{Name: fmt.Sprintf("apply over gRPC (unix socket, %d batches in flight)", inflight), Value: grpcRate, Unit: "flows/s", Target: ">= 250000", Met: met(grpcRate >= 250000)},
+		{Name: "gRPC time / in-process time", Value: ratio, Unit: "x", Target: "<= 1.5", Met: met(ratio <= 1.5)},
+	}, nil
+}
+
+// restart persists n flows, stops the daemon, and times a new daemon from
+// start to serving with every flow placed again.
+func restart(ctx context.Context, n, batch int) ([]Figure, error) {
+	dir, err := os.MkdirTemp("", "offloadd-bench")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	dflows, err := toDomain(benchFlows(n, ""))
+	if err != nil {
+		return nil, err
+	}
+	d, _, err := startDaemon(ctx, dir, 2*n, true)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := applyInProcess(ctx, d.Engine(), dflows, batch); err != nil {
+		return nil, err
+	}
+	d.Shutdown(ctx)
+	start := time.Now()
+	d, _, err = startDaemon(ctx, dir, 2*n, true)
+	if err != nil {
+		return nil, err
+	}
+	took := time.Since(start)
+	defer d.Shutdown(ctx)
+	if got := d.Engine().Count()[offload.StateHardware]; got != n {
+		return nil, fmt.Errorf("restart: %d of %d flows in hardware", got, n)
+	}
+	return []Figure{{Name: fmt.Sprintf("restart: load %d flows, place, serve", n), Value: took.Seconds(), Unit: "s",
+		Note: "emulated NIC starts empty, so every flow is placed again"}}, nil
+}
+
+// memory applies n flows in-process and reports Go heap and RSS per flow.
+func memory(ctx context.Context, n, batch int) ([]Figure, error) {
+	heap0, rss0 := memNow()
+	dir, err := os.MkdirTemp("", "offloadd-bench")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	d, _, err := startDaemon(ctx, dir, 2*n, false)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Shutdown(ctx)
+	e := d.Engine()
+	for i := 0; i < n; i += batch {
+		// Generate per batch so the inputs are garbage once applied.
+		dflows, err := toDomain(benchFlows(min(batch, n-i), fmt.Sprintf("m%d-", i)))
+		if err != nil {
+			return nil, err
+		}
+		if _, err := applyInProcess(ctx, e, dflows, batch); err != nil {
+			return nil, err
+		}
+	}
+	heap1, rss1 := memNow()
+	heap := float64(heap1-heap0) / float64(n)
+	rss := float64(rss1-rss0) / float64(n)
+	runtime.KeepAlive(e)
+	return []Figure{
+		{Name: fmt.Sprintf("Go heap per flow (%d flows)", n), Value: heap, Unit: "bytes", Target: "<= 1024", Met: met(heap <= 1024)},
+		{Name: fmt.Sprintf("RSS per flow (%d flows)", n), Value: rss, Unit: "bytes", Target: "<= 1024", Met: met(rss <= 1024)},
+	}, nil
+}
+
+func memNow() (heap, rss uint64) {
+	runtime.GC()
+	debug.FreeOSMemory()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	heap = ms.HeapInuse
+	if data, err := os.ReadFile("/proc/self/status"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+				kb, _ := strconv.ParseUint(strings.Fields(v)[0], 10, 64)
+				rss = kb * 1024
+			}
+		}
+	}
+	return heap, rss
+}
