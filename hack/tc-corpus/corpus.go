@@ -167,7 +167,7 @@ func Flows() map[string]*flow.Flow {
 			rw(flow.Rewrite{Field: flow.RewriteIPDst, IP: ip("2001:db8::99")}), toPeer),
 		"police-bytes":   f(40, flow.Match{EthType: v4}, police(flow.Police{RateBytes: 125000, Burst: 10240}), toPeer),
 		"police-packets": f(41, flow.Match{EthType: v4}, police(flow.Police{RatePackets: 1000, Burst: 100}), toPeer),
-		"police-rate64":  f(42, flow.Match{}, police(flow.Police{RateBytes: 12_500_000_000, Burst: 800 * 1024}), pass),
+		"police-rate64":  f(42, flow.Match{}, police(flow.Police{RateBytes: 12_500_000_000, Burst: 800_000}), pass),
 		"goto-chain":     onChain(3, f(7, flow.Match{EthType: v4, IPProto: flow.ProtoUDP}, gotoChain(4))),
 		"mirror-then-redirect": f(43, flow.Match{EthType: flow.EthTypeARP},
 			flow.Action{Kind: flow.ActMirror, Port: PeerPort}, flow.Action{Kind: flow.ActRedirect, Port: PeerPort, Ingress: true}),

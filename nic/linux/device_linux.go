@@ -38,7 +38,7 @@ type Device struct {
 	qdisc   map[int32]bool // clsact ensured
 	planes  [2]map[string]*entry
 	hashes  map[[12]byte]string // cookie hash -> flow ID
-	tps     map[tpKey]*handles
+	handles handles             // filter handles in use, over all filter lists
 	enc     tcflower.Encoder
 
 	events    chan nic.Event
@@ -63,8 +63,9 @@ type entry struct {
 
 func (e *entry) key() tpKey { return tpKey{e.ifindex, e.chain, e.prio} }
 
-// tpKey names a tc filter list: the handles the device allocates are
-// unique per port, chain and priority.
+// tpKey names a tc filter list (port, chain, priority). Handles need only
+// be unique per list; the device keeps them unique over all lists so a
+// handle also names one copy in nic.Installed.
 type tpKey struct {
 	ifindex int32
 	chain   uint32
@@ -83,7 +84,7 @@ func New(cfg Config) (*Device, error) {
 		cfg: cfg, log: cfg.Log, ns: cfg.NetNS,
 		ports: map[string]nic.Port{}, wanted: map[string]nic.Port{},
 		ifindex: map[string]int32{}, names: map[int32]string{}, qdisc: map[int32]bool{},
-		planes: [2]map[string]*entry{{}, {}}, hashes: map[[12]byte]string{}, tps: map[tpKey]*handles{},
+		planes: [2]map[string]*entry{{}, {}}, hashes: map[[12]byte]string{}, handles: handles{next: 1, used: map[uint32]bool{}},
 		events: make(chan nic.Event, 256), done: make(chan struct{}),
 	}
 	if d.log == nil {
@@ -283,12 +284,8 @@ func (d *Device) name(ifindex int32) string {
 	return n
 }
 
-func (d *Device) allocHandle(k tpKey) uint32 {
-	hs := d.tps[k]
-	if hs == nil {
-		hs = &handles{next: 1, used: map[uint32]bool{}}
-		d.tps[k] = hs
-	}
+func (d *Device) allocHandle(tpKey) uint32 {
+	hs := &d.handles
 	for hs.used[hs.next] || hs.next == 0 {
 		hs.next++
 	}
@@ -298,21 +295,12 @@ func (d *Device) allocHandle(k tpKey) uint32 {
 	return h
 }
 
-func (d *Device) markHandle(k tpKey, h uint32) {
-	hs := d.tps[k]
-	if hs == nil {
-		hs = &handles{next: 1, used: map[uint32]bool{}}
-		d.tps[k] = hs
-	}
-	hs.used[h] = true
-}
+func (d *Device) markHandle(_ tpKey, h uint32) { d.handles.used[h] = true }
 
-func (d *Device) freeHandle(k tpKey, h uint32) {
-	if hs := d.tps[k]; hs != nil {
-		delete(hs.used, h)
-		if h < hs.next {
-			hs.next = h
-		}
+func (d *Device) freeHandle(_ tpKey, h uint32) {
+	delete(d.handles.used, h)
+	if h < d.handles.next {
+		d.handles.next = h
 	}
 }
 

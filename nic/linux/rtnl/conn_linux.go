@@ -39,11 +39,14 @@ func Dial(ns netns.NsHandle) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dial rtnetlink: %w", err)
 	}
-	for _, o := range []netlink.ConnOption{netlink.ExtendedAcknowledge, netlink.CapAcknowledge} {
-		if err := c.SetOption(o, true); err != nil {
-			_ = c.Close()
-			return nil, fmt.Errorf("enable rtnetlink option %d: %w", o, err)
-		}
+	// NETLINK_CAP_ACK stays off: mdlayher/netlink v1.9.0 finds the extack
+	// TLVs of a capped error ack at the original request's length and
+	// fails with "not enough data for netlink error code", losing the
+	// errno and the reason. Uncapped, an error ack repeats the request,
+	// which a batch of MaxBatch filters fits in the receive buffer.
+	if err := c.SetOption(netlink.ExtendedAcknowledge, true); err != nil {
+		_ = c.Close()
+		return nil, fmt.Errorf("enable extended acks on rtnetlink: %w", err)
 	}
 	return &Conn{c: c}, nil
 }

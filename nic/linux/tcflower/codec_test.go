@@ -160,7 +160,8 @@ func TestEncodeLayoutByHand(t *testing.T) {
 	act1 := []byte{
 		// action 1: nested, TCA_ACT_KIND "gact\0" (len 9, padded to 12), TCA_ACT_OPTIONS { TCA_GACT_PARMS tc_gen with action TC_ACT_SHOT (2) }.
 		9, 0, 1, 0, 'g', 'a', 'c', 't', 0, 0, 0, 0,
-		28, 0, 2, 0, 24, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+		28, 0, 2, 0x80, 24, 0, 2, 0, // TCA_ACT_OPTIONS with NLA_F_NESTED, as act_ct requires
+		0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 		// TCA_ACT_COOKIE (6): "oFLD" + 12 bytes.
 		20, 0, 6, 0, 'o', 'F', 'L', 'D',
 	}

@@ -304,7 +304,7 @@ func (e *Encoder) beginAct(kind string) (outer, opts int, err error) {
 	e.prio++
 	outer = e.w.begin(uint16(e.prio))
 	e.w.str(actKind, kind)
-	return outer, e.w.begin(actOptions), nil
+	return outer, e.w.begin(actOptions | nlaFNested), nil
 }
 
 func (e *Encoder) endAct(outer, opts int) {

@@ -11,8 +11,11 @@ import (
 // t2us=1000, us2t=64 and a 1 GHz clock on every kernel since 2.6.32.
 const tickInUsec = 1000.0 / 64
 
-// xmittime is iproute2's tc_calc_xmittime: the ticks that sending size
-// units at rate units per second takes, rounded up.
+// xmittime is iproute2's tc_calc_xmittime since 6.2: the ticks that
+// sending size units at rate units per second takes, rounded up. iproute2
+// 6.1 and older truncate the time to whole microseconds first and then
+// truncate the ticks; for bursts that take a whole number of microseconds
+// at their rate (the corpus uses such) both give the same value.
 func xmittime(rate, size uint64) uint32 {
 	v := math.Ceil(1e6 * (float64(size) / float64(rate)) * tickInUsec)
 	if v > math.MaxUint32 {
