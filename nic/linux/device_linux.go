@@ -59,6 +59,9 @@ type entry struct {
 	handle    uint32
 	inHW      bool
 	inHWCount uint32
+	// moved marks a copy whose filter a handoff gave to the other plane:
+	// the kernel no longer holds it in this plane.
+	moved bool
 }
 
 func (e *entry) key() tpKey { return tpKey{e.ifindex, e.chain, e.prio} }
@@ -202,7 +205,12 @@ func (d *Device) SetEswitchMode(_ context.Context, mode nic.EswitchMode) error {
 func (d *Device) Capacity() (used, total int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return len(d.planes[flow.Hardware]), 0
+	for _, e := range d.planes[flow.Hardware] {
+		if !e.moved {
+			used++
+		}
+	}
+	return used, 0
 }
 
 // Events delivers port changes seen on the links; Close closes it.
@@ -342,6 +350,7 @@ type step struct {
 	req  int    // index of its request
 	next *entry // state after success (nil for delete)
 	prev *entry // state before
+	from *entry // the other plane's copy a handoff takes over
 }
 
 type batch struct {
@@ -358,7 +367,24 @@ func (b *batch) lookup(id string) *entry {
 	if e, ok := b.overlay[id]; ok {
 		return e
 	}
-	return b.d.planes[b.plane][id]
+	if e := b.d.planes[b.plane][id]; e != nil && !e.moved {
+		return e
+	}
+	return nil
+}
+
+// handoffFrom returns the other plane's copy of f when it sits in the
+// filter list f goes to with the same match. cls_flower refuses a second
+// filter with the same key in one list whatever its skip flags, so such a
+// copy is taken over by a replace of its handle with the new flags: the
+// kernel installs the new copy before it removes the old one.
+func (b *batch) handoffFrom(nf *flow.Flow, ifindex int32) *entry {
+	o := b.d.planes[1-b.plane][nf.ID]
+	if o == nil || o.moved || o.ifindex != ifindex || o.chain != nf.Chain || o.prio != nf.Priority ||
+		o.proto != tcflower.Protocol(&nf.Match) || o.flow.Match != nf.Match {
+		return nil
+	}
+	return o
 }
 
 func verb(k nic.OpKind) string {
@@ -409,6 +435,20 @@ func (b *batch) add(i int, op nic.Op) {
 			b.errs[i] = fmt.Errorf("add flow %s in %s: %w", f.ID, b.plane, nic.ErrExists)
 			return
 		}
+		nf := f.Clone()
+		flow.Normalize(nf)
+		if ifindex, err := d.resolve(nf.Port); err == nil {
+			if from := b.handoffFrom(nf, ifindex); from != nil {
+				e, body, err := b.prepare(f, from.handle)
+				if err != nil {
+					b.errs[i] = fmt.Errorf("add flow %s on %s: %w", f.ID, f.Port, err)
+					return
+				}
+				b.push(step{op: i, kind: op.Kind, id: f.ID, next: e, from: from},
+					rtnl.Request{Type: tcflower.RTMNewTFilter, Flags: rtnl.FlagReplace | rtnl.FlagEcho, Body: body})
+				return
+			}
+		}
 		e, body, err := b.prepare(f, 0)
 		if err != nil {
 			if e != nil {
@@ -448,6 +488,13 @@ func (b *batch) add(i int, op nic.Op) {
 		b.push(step{op: i, kind: op.Kind, id: f.ID, next: e, prev: prev},
 			rtnl.Request{Type: tcflower.RTMNewTFilter, Flags: rtnl.FlagReplace | rtnl.FlagEcho, Body: body})
 	case nic.OpDelete:
+		if cur := d.planes[b.plane][f.ID]; prev == nil && cur != nil && cur.moved {
+			// Its filter went to the other plane: nothing left to remove.
+			if _, staged := b.overlay[f.ID]; !staged {
+				delete(d.planes[b.plane], f.ID)
+				return
+			}
+		}
 		if prev == nil {
 			b.errs[i] = fmt.Errorf("delete flow %s in %s: %w", f.ID, b.plane, nic.ErrNotFound)
 			return
@@ -505,7 +552,7 @@ func (b *batch) flush() {
 		rep := replies[s.req]
 		if rep.Err != nil {
 			b.errs[s.op] = d.opError(s, b.plane, rep.Err)
-			if s.next != nil && (s.prev == nil || s.next.handle != s.prev.handle) {
+			if s.next != nil && s.from == nil && (s.prev == nil || s.next.handle != s.prev.handle) {
 				d.freeHandle(s.next.key(), s.next.handle)
 			}
 			if s.kind == nic.OpDelete && errors.Is(rep.Err, syscall.ENOENT) {
@@ -529,6 +576,9 @@ func (b *batch) flush() {
 		d.planes[b.plane][s.id] = e
 		d.markHandle(e.key(), e.handle)
 		d.learn(s.id)
+		if s.from != nil {
+			s.from.moved = true
+		}
 	}
 	b.reqs, b.steps = b.reqs[:0], b.steps[:0]
 	clear(b.overlay)
@@ -539,7 +589,9 @@ func (b *batch) flush() {
 func (d *Device) forget(plane flow.Plane, id string, prev *entry) {
 	if cur, ok := d.planes[plane][id]; ok && cur == prev {
 		delete(d.planes[plane], id)
-		d.freeHandle(prev.key(), prev.handle)
+		if o := d.planes[1-plane][id]; o == nil || o.moved || o.handle != prev.handle || o.ifindex != prev.ifindex {
+			d.freeHandle(prev.key(), prev.handle)
+		}
 	}
 }
 
@@ -633,7 +685,7 @@ func (d *Device) Flows(ctx context.Context, plane flow.Plane) ([]nic.Installed, 
 func (d *Device) installed(plane flow.Plane, id string, f *tcflower.Filter, now time.Time) nic.Installed {
 	f.Flow.ID = id
 	e := d.planes[plane][id]
-	if e == nil || e.handle != f.Handle || e.ifindex != f.Ifindex {
+	if e == nil || e.moved || e.handle != f.Handle || e.ifindex != f.Ifindex {
 		nf := f.Flow.Clone()
 		e = &entry{flow: nf, ifindex: f.Ifindex, chain: f.Chain, prio: f.Priority, proto: f.Protocol, handle: f.Handle}
 		d.planes[plane][id] = e

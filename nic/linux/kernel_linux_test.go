@@ -320,3 +320,36 @@ func TestKernelExtack(t *testing.T) {
 	require.NoError(t, errs[2], "ops after a refused one in the same batch still run")
 	t.Logf("kernel refusal: %v", errs[1])
 }
+
+// TestKernelPlaneHandoff promotes a software flow to hardware with the same
+// match in the same filter list. cls_flower would refuse a second filter
+// with that key (EEXIST), so the device replaces the software filter's
+// handle with skip_sw; a veth refuses that with EOPNOTSUPP and the software
+// copy must stay as it was.
+func TestKernelPlaneHandoff(t *testing.T) {
+	requireKernelTier(t)
+	dev, _ := kernelDevice(t)
+	t.Cleanup(func() { _ = dev.Close() })
+	f := &flow.Flow{ID: "promote", Port: "rep0", Priority: 5, Match: flow.Match{EthType: flow.EthTypeIPv4, IPProto: flow.ProtoUDP},
+		Actions: []flow.Action{{Kind: flow.ActRedirect, Port: "rep1"}}}
+	ctx := context.Background()
+	require.NoError(t, dev.Program(ctx, flow.Software, []nic.Op{{Kind: nic.OpAdd, Flow: f}})[0])
+	err := dev.Program(ctx, flow.Hardware, []nic.Op{{Kind: nic.OpAdd, Flow: f}})[0]
+	var re *nic.RefusedError
+	require.ErrorAs(t, err, &re)
+	assert.Equal(t, nic.RefusedUnsupported, re.Kind, "the handoff reached the driver instead of failing on the duplicate key: %v", err)
+	sw, err := dev.Flows(ctx, flow.Software)
+	require.NoError(t, err)
+	require.Len(t, sw, 1)
+	assert.True(t, f.Equal(sw[0].Flow))
+	hw, err := dev.Flows(ctx, flow.Hardware)
+	require.NoError(t, err)
+	assert.Empty(t, hw)
+	used, _ := dev.Capacity()
+	assert.Zero(t, used)
+	// A flow with another match in the same list is a plain add.
+	g := f.Clone()
+	g.ID, g.Match.IPProto = "other", flow.ProtoTCP
+	require.NoError(t, dev.Program(ctx, flow.Software, []nic.Op{{Kind: nic.OpAdd, Flow: g}})[0])
+	require.NoError(t, dev.Program(ctx, flow.Software, []nic.Op{{Kind: nic.OpDelete, Flow: f}, {Kind: nic.OpDelete, Flow: g}})[0])
+}
