@@ -334,13 +334,15 @@ type record struct {
 
 	// Source: the port's flows (union of Drain's and Export's), those
 	// held on other ingress ports, and placements before Drain.
-	Flows  []string      `json:"flows,omitempty"`
-	Held   []string      `json:"held,omitempty"`
-	Moved  int           `json:"moved,omitempty"`
-	Before []Placement   `json:"before,omitempty"`
-	Drain  *DrainResult  `json:"drain,omitempty"`
-	Bundle *Bundle       `json:"bundle,omitempty"`
-	Commit *CommitResult `json:"commit,omitempty"`
+	Flows  []string     `json:"flows,omitempty"`
+	Held   []string     `json:"held,omitempty"`
+	Moved  int          `json:"moved,omitempty"`
+	Before []Placement  `json:"before,omitempty"`
+	Drain  *DrainResult `json:"drain,omitempty"`
+	// Committing: Commit started removing things; Abort can no longer undo it.
+	Committing bool          `json:"committing,omitempty"`
+	Bundle     *Bundle       `json:"bundle,omitempty"`
+	Commit     *CommitResult `json:"commit,omitempty"`
 
 	// Destination: the flows and conntrack entries installed, for Abort.
 	PortMap   map[string]string `json:"portMap,omitempty"`
@@ -719,6 +721,10 @@ func (m *Migrator) Commit(ctx context.Context, id string) (CommitResult, error) 
 		r.Conns = nil // no longer needed: no Abort after Commit
 		return *r.Commit, m.save(r)
 	}
+	r.Committing = true
+	if err := m.save(r); err != nil {
+		return CommitResult{}, err
+	}
 	res, err := m.commitSource(ctx, r)
 	if err != nil {
 		return CommitResult{}, err
@@ -759,6 +765,9 @@ func (m *Migrator) Abort(ctx context.Context, id string) (AbortResult, error) {
 		return *r.Abort, nil
 	case StepCommitted:
 		return AbortResult{}, fmt.Errorf("abort migration %s: it was committed on this node and cannot be undone: %w", id, ErrStep)
+	}
+	if r.Committing {
+		return AbortResult{}, fmt.Errorf("abort migration %s: Commit has started removing the port's flows on this node; repeat Commit to finish it: %w", id, ErrStep)
 	}
 	var res AbortResult
 	if r.Role == RoleSource {

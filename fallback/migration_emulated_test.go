@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	ct "github.com/offloadd/offloadd/nic/emulated/datapath/conntrack"
+	"github.com/offloadd/offloadd/offload"
 	"github.com/offloadd/offloadd/offload/flow"
 )
 
@@ -96,4 +97,26 @@ func TestMigrationImportConntrackFailure(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 5, imp.Unchanged, "the flows were installed by the failed attempt")
 	assert.Equal(t, 2, imp.ConnsCreated)
+}
+
+// TestMigrationCommitFailureIsFinishedNotUndone checks that once Commit has
+// started removing the source's state, Abort refuses and Commit completes.
+func TestMigrationCommitFailureIsFinishedNotUndone(t *testing.T) {
+	ctx := context.Background()
+	src, _ := pair(t)
+	_, err := src.mig.Drain(ctx, DrainRequest{ID: "m1", Port: "pf0vf3"})
+	require.NoError(t, err)
+	_, err = src.mig.Export(ctx, ExportRequest{ID: "m1"})
+	require.NoError(t, err)
+	src.conns.fail = assert.AnError
+	_, err = src.mig.Commit(ctx, "m1")
+	require.ErrorIs(t, err, assert.AnError)
+	_, err = src.mig.Abort(ctx, "m1")
+	require.ErrorIs(t, err, ErrStep)
+	assert.ErrorContains(t, err, "repeat Commit")
+	src.conns.fail = nil
+	res, err := src.mig.Commit(ctx, "m1")
+	require.NoError(t, err)
+	assert.Equal(t, CommitResult{FlowsRemoved: 5, ConnsRemoved: 2, VFReleased: true}, res)
+	assert.Len(t, src.eng.List(offload.Filter{}), 1)
 }
