@@ -22,6 +22,16 @@
 //     ports → `csum tcp|udp`. MAC rewrites and the IPv6 hop limit need none.
 //     Decode folds a csum that follows a pedit back into the rewrite.
 //   - Police conform defaults to pipe and exceed to drop.
+//   - Every action's TCA_ACT_OPTIONS carries NLA_F_NESTED, as iproute2
+//     sends it (act_ct refuses options without it).
+//
+// Decode gives back the flow Encode was given, except where tc keeps no
+// difference: a NAT range of one address or port decodes as the single
+// value (max unset), a pushed VLAN's 802.1Q protocol as 0, and a police
+// verdict equal to its default as VerdictDefault. Police bursts are
+// recovered from ticks exactly while a byte (packet) lasts at least one
+// tick at the rate, i.e. up to 125 Mbit/s (15.6 Mpps); above that the
+// largest burst with the same ticks is returned.
 //
 // Multi-byte struct fields that the kernel reads in host order (tcmsg,
 // tc_gen, pedit offsets) are written in the machine's native order, so the
