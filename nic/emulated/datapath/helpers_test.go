@@ -102,8 +102,8 @@ func fl(id, port string, chain uint32, prio uint16, m flow.Match, acts ...flow.A
 	return &flow.Flow{ID: id, Port: port, Chain: chain, Priority: prio, Match: m, Actions: acts}
 }
 
-func drop() flow.Action     { return flow.Action{Kind: flow.ActDrop} }
-func accept() flow.Action   { return flow.Action{Kind: flow.ActAccept} }
+func drop() flow.Action   { return flow.Action{Kind: flow.ActDrop} }
+func accept() flow.Action { return flow.Action{Kind: flow.ActAccept} }
 func gotoC(c uint32) flow.Action {
 	return flow.Action{Kind: flow.ActGoto, Chain: c}
 }
