@@ -119,7 +119,8 @@ type Step struct {
 	Text string
 }
 
-// Change is one field an action changed.
+// Change is one field an action changed; Before is empty for a header
+// an action added.
 type Change struct {
 	Field, Before, After string
 }
@@ -251,6 +252,10 @@ func changesText(cs []Change) string {
 	}
 	parts := make([]string, len(cs))
 	for i, c := range cs {
+		if c.Before == "" {
+			parts[i] = c.Field + " " + c.After
+			continue
+		}
 		parts[i] = fmt.Sprintf("%s %s -> %s", c.Field, c.Before, c.After)
 	}
 	return ": " + strings.Join(parts, ", ")

@@ -115,9 +115,9 @@ func (r *run) tunnelOut(tp nic.Port, p *pkt, plane flow.Plane, b branch) {
 	r.step(Step{Kind: StepAction, Depth: b.depth, Plane: plane, Port: tp.Name,
 		Action: fmt.Sprintf("%s: vxlan encap vni %d", tp.Name, t.vni),
 		Changes: []Change{
-			{Field: "outer eth", Before: "-", After: fmt.Sprintf("%s > %s", net.HardwareAddr(up.MAC[:]), net.HardwareAddr(mac[:]))},
-			{Field: "outer ip", Before: "-", After: fmt.Sprintf("%s > %s ttl %d tos 0x%x", t.src, t.dst, ttlOr(t.ttl), t.tos)},
-			{Field: "outer udp", Before: "-", After: fmt.Sprintf("%d > %d", sport, dport)},
+			{Field: "outer eth", After: fmt.Sprintf("%s > %s", net.HardwareAddr(up.MAC[:]), net.HardwareAddr(mac[:]))},
+			{Field: "outer ip", After: fmt.Sprintf("%s > %s ttl %d tos 0x%x", t.src, t.dst, ttlOr(t.ttl), t.tos)},
+			{Field: "outer udp", After: fmt.Sprintf("%d > %d", sport, dport)},
 		}})
 	out := &pkt{buf: frame}
 	ust := dp.portStats(up.Name)
