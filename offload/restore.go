@@ -77,7 +77,7 @@ func (e *Engine) Restore(ctx context.Context) (RestoreReport, error) {
 		var extra []copyRef
 		for i := range copies {
 			c := copies[i]
-			if keep == nil && c.dev == ref.dev && c.inst.Flow.Equal(f) {
+			if keep == nil && c.dev == ref.dev && sameRule(c.inst.Flow, f) {
 				keep = &c
 				continue
 			}
@@ -127,4 +127,16 @@ func (e *Engine) removeCopies(ctx context.Context, copies []copyRef) {
 			e.log.Warn("remove unwanted flow copy", "flow", c.inst.Flow.ID, "plane", c.plane.String(), "err", errs[0])
 		}
 	}
+}
+
+// sameRule compares an installed copy with a desired flow. The placement
+// policy is offloadd's own and not stored in the device (tc has no field
+// for it), so it is left out.
+func sameRule(installed, desired *flow.Flow) bool {
+	if installed.Policy == desired.Policy {
+		return installed.Equal(desired)
+	}
+	c := *installed
+	c.Policy = desired.Policy
+	return c.Equal(desired)
 }

@@ -20,6 +20,8 @@ type Config struct {
 	Backend string `json:"backend"`
 	// Emulated configures the emulated NIC (default: one ConnectX-6 Dx port with 8 VFs).
 	Emulated emulated.Config `json:"emulated"`
+	// Linux configures the real backend (default: every switchdev PF under /sys).
+	Linux LinuxConfig `json:"linux"`
 	// StateDir holds the persisted desired state (default /var/lib/offloadd); "" keeps state in memory.
 	StateDir string `json:"stateDir"`
 	// StatsInterval is how often counters are read from the devices (default 1s).
@@ -40,6 +42,7 @@ func DefaultConfig() Config {
 		Socket:        "/run/offloadd/offloadd.sock",
 		Backend:       "emulated",
 		Emulated:      emulated.DefaultConfig(),
+		Linux:         defaultLinuxConfig(),
 		StateDir:      "/var/lib/offloadd",
 		StatsInterval: Duration(time.Second),
 		PromoteRetry:  Duration(30 * time.Second),
@@ -69,6 +72,9 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("emulated: %w", err)
 		}
 	case "linux":
+		if err := c.Linux.validate(); err != nil {
+			return err
+		}
 	default:
 		return fmt.Errorf("backend: %q is not emulated or linux", c.Backend)
 	}

@@ -58,7 +58,11 @@ func New(cfg Config, log *slog.Logger) (*Daemon, error) {
 		}
 		d.devs = append(d.devs, dev)
 	default:
-		return nil, fmt.Errorf("backend %q: not available", cfg.Backend)
+		devs, err := newLinuxDevices(cfg.Linux, reg, log)
+		if err != nil {
+			return nil, err
+		}
+		d.devs = devs
 	}
 	ecfg := offload.Config{Devices: d.devs, Logger: log}
 	if cfg.StateDir != "" {
