@@ -94,7 +94,11 @@ func (w *Watcher) stop(err error) {
 
 // pump moves queued events to C until the watcher is stopped.
 func (w *Watcher) pump(ctx context.Context) {
-	defer close(w.c)
+	defer func() {
+		// Record why before C closes, so Err is set once C is drained.
+		w.stop(ctx.Err())
+		close(w.c)
+	}()
 	for {
 		w.mu.Lock()
 		q, closed := w.queue, w.closed
