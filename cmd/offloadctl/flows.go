@@ -326,9 +326,13 @@ func (c *cli) watchCmd() *cobra.Command {
 			}
 			for {
 				ev, err := stream.Recv()
+				_, hasDeadline := ctx.Deadline()
 				switch {
 				case ctx.Err() != nil:
 					return nil // interrupted
+				case hasDeadline && status.Code(err) == codes.DeadlineExceeded:
+					return nil // gRPC's own deadline timer can fire before the context's
+
 				case errors.Is(err, io.EOF):
 					return failed("watch flows: the daemon ended the watch")
 				case err != nil:
