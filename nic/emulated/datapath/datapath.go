@@ -149,6 +149,12 @@ func New(dev Device, cfg Config) (*Datapath, error) {
 	return dp, nil
 }
 
+// HasPort reports whether the datapath's device has a port of that name.
+func (dp *Datapath) HasPort(name string) bool {
+	_, ok := dp.dev.Port(name)
+	return ok
+}
+
 // Conntrack is the connection table, for listing, export and import.
 func (dp *Datapath) Conntrack() *conntrack.Table { return dp.ct }
 
