@@ -82,7 +82,8 @@ func (dp *Datapath) InjectSpec(port, spec string) (*Trace, error) {
 // and key=value pairs, in the style of ovs-appctl ofproto/trace.
 //
 // Keywords pick the packet: tcp, udp, sctp, icmp, icmp6 (or icmpv6), ip
-// (ipv4), ipv6, arp. An IPv6 address in src or dst implies ipv6.
+// (ipv4), ipv6, arp; without one (and without eth_type) it is UDP. An
+// IPv6 address in src or dst implies ipv6.
 //
 // Keys (defaults in brackets):
 //
@@ -107,7 +108,7 @@ func (dp *Datapath) InjectSpec(port, spec string) (*Trace, error) {
 //	tun_eth_src, tun_eth_dst  outer MACs [d.TunEthSrc, d.TunEthDst]
 //
 // Examples: "tcp,src=10.0.0.1,dst=10.0.0.2,sport=1234,dport=80,flags=S",
-// "icmp,type=8", "ipv6,udp,dst=fd00::5", "eth_src=02:00:00:00:00:09,vlan=10,udp", "arp".
+// "icmp,type=8", "ipv6,udp,dst=fd00::5", "eth_src=02:00:00:00:00:09,vlan=10", "arp".
 func BuildFrame(spec string, d SpecDefaults) ([]byte, error) {
 	s, err := parseSpec(spec, d)
 	if err != nil {
@@ -175,6 +176,10 @@ func parseSpec(str string, d SpecDefaults) (*spec, error) {
 	}
 	if s.src.IsValid() && !s.src.Is4() || s.dst.IsValid() && !s.dst.Is4() {
 		s.v6 = true
+	}
+	if s.l4 == "" && !s.ip && !s.v6 && s.ethType == 0 {
+		// Nothing says what the packet is: a UDP datagram.
+		s.l4 = "udp"
 	}
 	switch s.l4 {
 	case "tcp", "udp", "sctp", "icmp", "icmp6":
@@ -386,10 +391,8 @@ func (s *spec) build() ([]byte, error) {
 		inner = layers.EthernetTypeIPv6
 	case s.ip:
 		inner = layers.EthernetTypeIPv4
-	case s.ethType != 0:
-		inner = layers.EthernetType(s.ethType)
 	default:
-		return nil, errors.New("say what packet: tcp, udp, icmp, arp, ip, ipv6 or eth_type=")
+		inner = layers.EthernetType(s.ethType)
 	}
 	typ := inner
 	if s.cvlan >= 0 {

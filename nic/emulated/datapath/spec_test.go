@@ -32,6 +32,8 @@ func TestBuildFrame(t *testing.T) {
 		{"icmp,src=fd00::7", "02:42:0f:01:00:00 > 02:42:0f:00:00:00, ipv6 fd00::7 > fd00::2 ttl 64, icmpv6 echo request id 1"},
 		{"eth_src=02:00:00:00:00:09,eth_dst=ff:ff:ff:ff:ff:ff,vlan=10,udp",
 			"02:00:00:00:00:09 > ff:ff:ff:ff:ff:ff, vlan 10, ipv4 10.0.0.1 > 10.0.0.2 ttl 64, udp 12345 > 80"},
+		{"eth_src=02:00:00:00:00:09,vlan=10", "02:00:00:00:00:09 > 02:42:0f:00:00:00, vlan 10, ipv4 10.0.0.1 > 10.0.0.2 ttl 64, udp 12345 > 80"},
+		{"", "02:42:0f:01:00:00 > 02:42:0f:00:00:00, ipv4 10.0.0.1 > 10.0.0.2 ttl 64, udp 12345 > 80"},
 		{"udp,vlan=10:5,cvlan=20", "02:42:0f:01:00:00 > 02:42:0f:00:00:00, 802.1ad 10 prio 5, vlan 20, ipv4 10.0.0.1 > 10.0.0.2 ttl 64, udp 12345 > 80"},
 		{"arp", "02:42:0f:01:00:00 > 02:42:0f:00:00:00, arp who-has 10.0.0.2 tell 10.0.0.1"},
 		{"arp,op=reply,src=10.0.0.9", "02:42:0f:01:00:00 > 02:42:0f:00:00:00, arp reply 10.0.0.9 is-at 02:42:0f:01:00:00"},
@@ -72,7 +74,6 @@ func TestBuildFrameFields(t *testing.T) {
 
 func TestBuildFrameErrors(t *testing.T) {
 	for spec, want := range map[string]string{
-		"":                                 "say what packet",
 		"gre":                              "unknown keyword",
 		"tcp,dport=70000":                  "not a number of 16 bits",
 		"tcp,src=10.0.0.1,dst=fd00::1":     "different IP families",
