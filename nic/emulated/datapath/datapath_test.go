@@ -1,13 +1,18 @@
 package datapath_test
 
 import (
+	"context"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/gopacket/gopacket/layers"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/offloadd/offloadd/nic"
 	"github.com/offloadd/offloadd/nic/emulated/datapath"
 	"github.com/offloadd/offloadd/offload/flow"
 )
@@ -278,4 +283,43 @@ func TestInjectErrors(t *testing.T) {
 	assert.ErrorContains(t, err, "not a VXLAN frame")
 	_, err = e.dp.InjectSpec(rep0, "tcp,bogus=1")
 	assert.ErrorContains(t, err, "unknown key")
+}
+
+// Packets, reprogramming, stats and conntrack export at once: the
+// datapath, the device and the table must not race (run with -race).
+func TestConcurrentUse(t *testing.T) {
+	e := defaultEnv(t)
+	webFirewall(e, true)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 200 {
+				spec := fmt.Sprintf("tcp,src=192.0.2.%d,dst=10.0.0.14,sport=%d,dport=80,flags=S", g+1, 1000+i)
+				if _, err := e.dp.InjectSpec(up, spec); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := range 50 {
+			f := fl(fmt.Sprintf("x%d", i), rep0, 0, 1, flow.Match{}, drop())
+			for _, err := range e.dev.Program(context.Background(), flow.Software, []nic.Op{{Kind: nic.OpAdd, Flow: f}}) {
+				if err != nil {
+					t.Error(err)
+				}
+			}
+			_ = e.dp.Stats()
+			_ = e.dp.Conntrack().Entries(e.clock.Now())
+			e.clock.Advance(time.Millisecond)
+		}
+	}()
+	wg.Wait()
+	assert.Equal(t, 800, e.dp.Conntrack().Len(e.clock.Now()))
+	assert.Equal(t, uint64(800), e.dp.Stats()[up].RxPackets)
 }
