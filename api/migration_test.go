@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -356,4 +357,43 @@ func TestBundleRoundTrip(t *testing.T) {
 func sum(b []byte) []byte {
 	s := sha256.Sum256(b)
 	return s[:]
+}
+
+// importRecorder is a destination that records the forwarded import.
+type importRecorder struct {
+	v1.UnimplementedMigrationServiceServer
+	got *v1.ImportMigrationRequest
+}
+
+func (r *importRecorder) ImportMigration(_ context.Context, req *v1.ImportMigrationRequest) (*v1.ImportMigrationResponse, error) {
+	r.got = req
+	return &v1.ImportMigrationResponse{Serial: 7, FlowsCreated: 4}, nil
+}
+
+// TestExportForwardsOverUnixSocket uses the default dialer, as a daemon
+// does: forward_to "unix:PATH".
+func TestExportForwardsOverUnixSocket(t *testing.T) {
+	ctx := context.Background()
+	src := newMigNode(t, bufNet{}, "src")
+	src.applyFlows(t, workloadFlows("pf0vf3")...)
+	sock := filepath.Join(t.TempDir(), "dst.sock")
+	lis, err := net.Listen("unix", sock)
+	require.NoError(t, err)
+	rec := &importRecorder{}
+	gs := grpc.NewServer()
+	v1.RegisterMigrationServiceServer(gs, rec)
+	go func() { _ = gs.Serve(lis) }()
+	defer gs.Stop()
+
+	_, err = src.mc.DrainMigration(ctx, &v1.DrainMigrationRequest{MigrationId: "m1", Port: "pf0vf3"})
+	require.NoError(t, err)
+	svc := NewMigrationService(src.mig, WithMigrationLogger(quietLog))
+	resp, err := svc.ExportMigration(ctx, &v1.ExportMigrationRequest{MigrationId: "m1", ForwardTo: "unix:" + sock,
+		PortMap: map[string]string{"vxlan0": "vxlan1"}})
+	require.NoError(t, err)
+	assert.Equal(t, uint64(7), resp.GetForwarded().GetSerial())
+	require.NotNil(t, rec.got)
+	assert.Equal(t, "m1", rec.got.GetMigrationId())
+	assert.Equal(t, map[string]string{"vxlan0": "vxlan1"}, rec.got.GetPortMap())
+	assert.True(t, proto.Equal(resp.GetBundle(), rec.got.GetBundle()))
 }
