@@ -114,13 +114,11 @@ type ConnTCP struct {
 
 // Conntrack status bits, the kernel's IPS_* values.
 const (
-	ConnSeenReply  uint32 = 1 << 1
-	ConnAssured    uint32 = 1 << 2
-	ConnConfirmed  uint32 = 1 << 3
-	ConnSrcNAT     uint32 = 1 << 4
-	ConnDstNAT     uint32 = 1 << 5
-	ConnSrcNATDone uint32 = 1 << 7
-	ConnDstNATDone uint32 = 1 << 8
+	ConnSeenReply uint32 = 1 << 1
+	ConnAssured   uint32 = 1 << 2
+	ConnConfirmed uint32 = 1 << 3
+	ConnSrcNAT    uint32 = 1 << 4
+	ConnDstNAT    uint32 = 1 << 5
 )
 
 // ConnEntry is one conntrack entry as it travels in a migration bundle.
@@ -157,18 +155,6 @@ func (e ConnEntry) String() string {
 		s += " " + e.TCP.State.String()
 	}
 	return s
-}
-
-// Equal reports whether two entries carry the same state, ignoring the
-// timeout, which runs down.
-func (e ConnEntry) Equal(o ConnEntry) bool {
-	a, b := e, o
-	a.Timeout, b.Timeout = 0, 0
-	if (a.TCP == nil) != (b.TCP == nil) || a.TCP != nil && *a.TCP != *b.TCP {
-		return false
-	}
-	a.TCP, b.TCP = nil, nil
-	return a == b
 }
 
 // Validate checks what every backend needs: addresses of one family, a protocol.
