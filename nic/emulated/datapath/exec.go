@@ -269,30 +269,32 @@ func (r *run) exec(plane flow.Plane, port nic.Port, ru *rule, from int, p *pkt, 
 	f := ru.f
 	for i := from; i < len(f.Actions); i++ {
 		a := &f.Actions[i]
-		act := func(text string, cs ...Change) {
-			r.step(Step{Kind: StepAction, Depth: b.depth, Plane: plane, Port: port.Name, Chain: f.Chain,
-				FlowID: f.ID, Action: text, Changes: cs})
+		act := func(text func() string, cs ...Change) {
+			if r.steps {
+				r.step(Step{Kind: StepAction, Depth: b.depth, Plane: plane, Port: port.Name, Chain: f.Chain,
+					FlowID: f.ID, Action: text(), Changes: cs})
+			}
 		}
 		switch a.Kind {
 		case flow.ActDrop:
-			act("drop")
+			act(func() string { return "drop" })
 			r.drop(port, plane, b, fmt.Sprintf("flow %s drops it", f.ID))
 			return outcome{kind: outDone}
 		case flow.ActAccept:
-			act("accept")
+			act(func() string { return "accept" })
 			r.host(port, p, plane, b)
 			return outcome{kind: outDone}
 		case flow.ActRedirect:
-			act(redirectText(a))
+			act(func() string { return redirectText(a) })
 			r.redirect(a, port, p, plane, b)
 			return outcome{kind: outDone}
 		case flow.ActMirror:
-			act(redirectText(a))
+			act(func() string { return redirectText(a) })
 			r.redirect(a, port, p.clone(), plane, branch{depth: b.depth, primary: false})
 		case flow.ActVLANPush:
-			act("vlan_push", r.dp.pushVLAN(p, a.VLAN))
+			act(func() string { return "vlan_push" }, r.dp.pushVLAN(p, a.VLAN))
 		case flow.ActVLANPop:
-			act("vlan_pop", r.dp.popVLAN(p))
+			act(func() string { return "vlan_pop" }, r.dp.popVLAN(p))
 		case flow.ActTunnelEncap:
 			e := a.Encap
 			if plane == flow.Hardware {
@@ -302,22 +304,22 @@ func (r *run) exec(plane flow.Plane, port nic.Port, ru *rule, from int, p *pkt, 
 			}
 			p.tun = tunMeta{set: true, tx: true, vni: e.VNI, src: e.Src, dst: e.Dst, dstPort: e.DstPort,
 				ttl: e.TTL, tos: e.TOS, noCsum: e.NoCsum}
-			act(fmt.Sprintf("tunnel_encap vni %d %s -> %s", e.VNI, e.Src, e.Dst))
+			act(func() string { return fmt.Sprintf("tunnel_encap vni %d %s -> %s", e.VNI, e.Src, e.Dst) })
 		case flow.ActTunnelDecap:
-			act("tunnel_decap: tunnel metadata dropped")
+			act(func() string { return "tunnel_decap: tunnel metadata dropped" })
 			p.tun = tunMeta{}
 		case flow.ActCT:
 			if why, ok := r.conntrack(plane, port, f, a.CT, p, b); !ok {
 				return outcome{kind: outMiss, action: i, why: why}
 			}
 		case flow.ActGoto:
-			act(fmt.Sprintf("goto chain %d", a.Chain))
+			act(func() string { return fmt.Sprintf("goto chain %d", a.Chain) })
 			return outcome{kind: outGoto, chain: a.Chain}
 		case flow.ActRewrite:
-			act("rewrite "+a.Rewrite.Field.String(), r.dp.rewrite(p, a.Rewrite))
+			act(func() string { return "rewrite " + a.Rewrite.Field.String() }, r.dp.rewrite(p, a.Rewrite))
 		case flow.ActPolice:
 			v, text := r.dp.police(plane, f, i, a.Police, p, r.now)
-			act(text)
+			act(func() string { return text })
 			switch v {
 			case flow.VerdictDrop:
 				r.drop(port, plane, b, fmt.Sprintf("flow %s: police exceeded", f.ID))
@@ -454,7 +456,9 @@ func (r *run) toVM(via, vf nic.Port, p *pkt, plane flow.Plane, b branch) {
 
 func (r *run) output(port string, kind OutputKind, plane flow.Plane, p *pkt, b branch, text string) {
 	r.tr.Outputs = append(r.tr.Outputs, Output{Port: port, Kind: kind, Plane: plane, Mirror: !b.primary, Frame: p.buf})
-	r.step(Step{Kind: StepOutput, Depth: b.depth, Plane: plane, Port: port, Text: fmt.Sprintf("%s (%d bytes)", text, len(p.buf))})
+	if r.steps {
+		r.step(Step{Kind: StepOutput, Depth: b.depth, Plane: plane, Port: port, Text: fmt.Sprintf("%s (%d bytes)", text, len(p.buf))})
+	}
 }
 
 // host passes p up port's netdev (accept).

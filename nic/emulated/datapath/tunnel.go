@@ -112,13 +112,15 @@ func (r *run) tunnelOut(tp nic.Port, p *pkt, plane flow.Plane, b branch) {
 	st := dp.portStats(tp.Name)
 	st.TxPackets++
 	st.TxBytes += uint64(len(p.buf))
-	r.step(Step{Kind: StepAction, Depth: b.depth, Plane: plane, Port: tp.Name,
-		Action: fmt.Sprintf("%s: vxlan encap vni %d", tp.Name, t.vni),
-		Changes: []Change{
-			{Field: "outer eth", After: fmt.Sprintf("%s > %s", net.HardwareAddr(up.MAC[:]), net.HardwareAddr(mac[:]))},
-			{Field: "outer ip", After: fmt.Sprintf("%s > %s ttl %d tos 0x%x", t.src, t.dst, ttlOr(t.ttl), t.tos)},
-			{Field: "outer udp", After: fmt.Sprintf("%d > %d", sport, dport)},
-		}})
+	if r.steps {
+		r.step(Step{Kind: StepAction, Depth: b.depth, Plane: plane, Port: tp.Name,
+			Action: fmt.Sprintf("%s: vxlan encap vni %d", tp.Name, t.vni),
+			Changes: []Change{
+				{Field: "outer eth", After: fmt.Sprintf("%s > %s", net.HardwareAddr(up.MAC[:]), net.HardwareAddr(mac[:]))},
+				{Field: "outer ip", After: fmt.Sprintf("%s > %s ttl %d tos 0x%x", t.src, t.dst, ttlOr(t.ttl), t.tos)},
+				{Field: "outer udp", After: fmt.Sprintf("%d > %d", sport, dport)},
+			}})
+	}
 	out := &pkt{buf: frame}
 	ust := dp.portStats(up.Name)
 	ust.TxPackets++
@@ -155,7 +157,7 @@ func buildVXLAN(srcMAC, dstMAC [6]byte, t *tunMeta, sport, dport uint16, inner [
 		return nil, err
 	}
 	vx := &layers.VXLAN{ValidIDFlag: true, VNI: t.vni}
-	buf := gopacket.NewSerializeBuffer()
+	buf := gopacket.NewSerializeBufferExpectedSize(14+40+8+vxlanHeaderLen, len(inner))
 	opts := gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}
 	if err := gopacket.SerializeLayers(buf, opts, eth, ip.(gopacket.SerializableLayer), udp, vx, gopacket.Payload(inner)); err != nil {
 		return nil, err
