@@ -16,6 +16,8 @@
 // management (SetNumVFs, SetVF) and SetEswitchMode report port events as
 // the kernel would. AddCounters accounts traffic; hardware byte counters
 // leave out the 14-byte L2 header per packet, like offloaded tc counters.
+// FlowTable hands a plane's flows in tc order to the packet datapath
+// (package datapath), which runs real frames through both planes.
 //
 // Config comes from YAML (LoadConfig) or flags (Config.AddFlags).
 package emulated
