@@ -143,9 +143,7 @@ func (e *Engine) Apply(ctx context.Context, flows []*flow.Flow, opt ApplyOptions
 		if c.old != nil {
 			r.Outcome = OutcomeUpdated
 			en.gen = c.old.gen + 1
-			if c.old.state == c.state {
-				en.hw, en.sw = c.old.hw, c.old.sw
-			}
+			en.hw, en.sw, en.seen = c.old.hw, c.old.sw, c.old.seen
 			e.addChain(c.old.flow, -1)
 		}
 		e.addChain(c.f, 1)

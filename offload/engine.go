@@ -63,7 +63,11 @@ type entry struct {
 	state   State
 	reasons []nic.Reason
 	gen     uint64
+	// hw and sw are the flow's counters per plane over its whole life,
+	// across copies that came and went; seen is the last reading of each
+	// plane's current copy, to add only what is new.
 	hw, sw  nic.Counters
+	seen    [2]copyReading
 	dev     int
 	updated time.Time
 	// spilled marks a software flow that hardware refused for capacity or a

@@ -338,3 +338,35 @@ func TestRestoreAdoptsWithoutTouchingInstalledFlows(t *testing.T) {
 	assert.Equal(t, StateHardware, b.State)
 	assert.Equal(t, uint64(1), b.HW.Packets, "adopted counters are kept")
 }
+
+// TestCountersContinueAcrossPlaneMoves: every copy counts one packet; the
+// per-plane totals keep what earlier copies counted.
+func TestCountersContinueAcrossPlaneMoves(t *testing.T) {
+	ctx := context.Background()
+	e, _ := newEngine(t, 0)
+	_, err := e.Apply(ctx, []*flow.Flow{acl("a", 1, 1)}, ApplyOptions{})
+	require.NoError(t, err)
+	counts := func() (uint64, uint64) {
+		require.NoError(t, e.RefreshStats(ctx))
+		st, _ := e.Get("a")
+		return st.HW.Packets, st.SW.Packets
+	}
+	hw, sw := counts()
+	assert.Equal(t, [2]uint64{1, 0}, [2]uint64{hw, sw})
+	hw, sw = counts()
+	assert.Equal(t, [2]uint64{1, 0}, [2]uint64{hw, sw}, "a second reading of the same copy adds nothing")
+	_, err = e.DrainPort(ctx, "pf0vf0", "test")
+	require.NoError(t, err)
+	hw, sw = counts()
+	assert.Equal(t, [2]uint64{1, 1}, [2]uint64{hw, sw}, "the hardware count stays after the drain")
+	e.UndrainPort("pf0vf0")
+	_, err = e.PromoteSpilled(ctx)
+	require.NoError(t, err)
+	hw, sw = counts()
+	assert.Equal(t, [2]uint64{2, 1}, [2]uint64{hw, sw}, "a new hardware copy adds to the total")
+	upd := acl("a", 1, 2)
+	_, err = e.Apply(ctx, []*flow.Flow{upd}, ApplyOptions{})
+	require.NoError(t, err)
+	hw, sw = counts()
+	assert.Equal(t, [2]uint64{2, 1}, [2]uint64{hw, sw}, "a replaced copy keeps its handle and count")
+}

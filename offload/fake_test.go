@@ -20,6 +20,8 @@ type fakeDev struct {
 	profile  *nic.Profile
 	ports    []nic.Port
 	planes   [2]map[string]*flow.Flow
+	handles  map[string]uint32 // per plane and ID: "hardware/a"
+	next     uint32
 	capacity int
 	refuse   func(f *flow.Flow) error // hardware refusals beyond capacity
 	log      []string
@@ -35,6 +37,7 @@ func newFakeDev(capacity int) *fakeDev {
 		mode:     nic.EswitchSwitchdev,
 	}
 	d.planes[0], d.planes[1] = map[string]*flow.Flow{}, map[string]*flow.Flow{}
+	d.handles = map[string]uint32{}
 	for _, p := range []nic.Port{
 		{Name: "p0", Kind: nic.PortUplink, VF: -1},
 		{Name: "pf0vf0", Kind: nic.PortRepresentor, VF: 0},
@@ -84,6 +87,10 @@ func (d *fakeDev) Program(_ context.Context, plane flow.Plane, ops []nic.Op) []e
 			errs[i] = nic.Refusal(syscall.ENOSPC, "table full")
 		default:
 			t[id] = op.Flow.Clone()
+			if op.Kind == nic.OpAdd {
+				d.next++
+				d.handles[plane.String()+"/"+id] = d.next
+			}
 		}
 		res := "ok"
 		if errs[i] != nil {
@@ -100,7 +107,7 @@ func (d *fakeDev) Flows(_ context.Context, plane flow.Plane) ([]nic.Installed, e
 	var out []nic.Installed
 	for _, f := range d.planes[plane] {
 		out = append(out, nic.Installed{Flow: f, Plane: plane, InHW: plane == flow.Hardware,
-			Counters: nic.Counters{Packets: 1, Bytes: 100}})
+			Handle: d.handles[plane.String()+"/"+f.ID], Counters: nic.Counters{Packets: 1, Bytes: 100}})
 	}
 	return out, nil
 }

@@ -108,7 +108,6 @@ func (e *Engine) moveToSoftware(ctx context.Context, dev int, ens []*entry, hold
 		}
 		en.state, en.updated, en.spilled = StateSoftware, now, false
 		en.reasons = []nic.Reason{hold}
-		en.sw = nic.Counters{}
 		e.notify(Event{Kind: EventUpsert, Status: e.status(en.flow.ID, en)})
 		n++
 	}
@@ -214,11 +213,8 @@ func (e *Engine) ApplyHeld(ctx context.Context, flows []StoredFlow, why string) 
 			if c.old.flow.Equal(c.f) {
 				r.Outcome, gen = OutcomeUnchanged, c.old.gen
 			}
-			// The copy left behind keeps its last counters, as DrainPort does.
-			en.hw = c.old.hw
-			if c.old.state == StateSoftware {
-				en.sw = c.old.sw
-			}
+			// Counters carry over, as for any other change of a flow.
+			en.hw, en.sw, en.seen = c.old.hw, c.old.sw, c.old.seen
 			e.addChain(c.old.flow, -1)
 		}
 		en.gen = gen

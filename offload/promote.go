@@ -92,7 +92,6 @@ func (e *Engine) promote(ctx context.Context, dev int, ens []*entry) int {
 	now := e.now()
 	for _, en := range moved {
 		en.state, en.reasons, en.spilled, en.updated = StateHardware, nil, false, now
-		en.hw = nic.Counters{}
 		e.notify(Event{Kind: EventUpsert, Status: e.status(en.flow.ID, en)})
 	}
 	if len(moved) > 0 {
@@ -148,7 +147,6 @@ func (e *Engine) DrainPort(ctx context.Context, port, why string) (int, error) {
 		}
 		en.state, en.updated, en.spilled = StateSoftware, now, false
 		en.reasons = e.hardwareReasons(en.flow, ref.dev)
-		en.sw = nic.Counters{}
 		e.notify(Event{Kind: EventUpsert, Status: e.status(en.flow.ID, en)})
 		n++
 	}

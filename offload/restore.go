@@ -91,10 +91,12 @@ func (e *Engine) Restore(ctx context.Context) (RestoreReport, error) {
 		}
 		rep.Adopted++
 		if keep.plane == flow.Hardware {
-			en.state, en.hw = StateHardware, keep.inst.Counters
+			en.state = StateHardware
+			en.seen[flow.Hardware].accumulate(&en.hw, &keep.inst)
 			continue
 		}
-		en.state, en.sw = StateSoftware, keep.inst.Counters
+		en.state = StateSoftware
+		en.seen[flow.Software].accumulate(&en.sw, &keep.inst)
 		en.reasons = e.hardwareReasons(f, ref.dev)
 		if len(en.reasons) == 0 {
 			en.reasons = []nic.Reason{{Code: nic.ReasonDeviceError, Message: "adopted in software after a restart; will try hardware again"}}

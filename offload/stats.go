@@ -4,11 +4,34 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/offloadd/offloadd/nic"
 	"github.com/offloadd/offloadd/offload/flow"
 )
 
+// copyReading is the last counter reading of one installed copy.
+type copyReading struct {
+	handle         uint32
+	packets, bytes uint64
+}
+
+// accumulate adds what in counted since the last reading to total. A new
+// copy (another handle) or a reset counter starts from zero.
+func (r *copyReading) accumulate(total *nic.Counters, in *nic.Installed) {
+	c := in.Counters
+	if in.Handle != r.handle || c.Packets < r.packets || c.Bytes < r.bytes {
+		*r = copyReading{handle: in.Handle}
+	}
+	total.Packets += c.Packets - r.packets
+	total.Bytes += c.Bytes - r.bytes
+	if c.LastUsed.After(total.LastUsed) {
+		total.LastUsed = c.LastUsed
+	}
+	r.packets, r.bytes = c.Packets, c.Bytes
+}
+
 // RefreshStats reads per-flow counters from every device and plane and
-// stores them in the flows' statuses.
+// adds what is new to the flows' per-plane totals, which survive moves
+// between planes, replaced copies and restarts of the device's counters.
 func (e *Engine) RefreshStats(ctx context.Context) error {
 	type read struct {
 		dev   int
@@ -29,9 +52,9 @@ func (e *Engine) RefreshStats(ctx context.Context) error {
 					continue
 				}
 				if plane == flow.Hardware {
-					en.hw = inst[i].Counters
+					en.seen[plane].accumulate(&en.hw, &inst[i])
 				} else {
-					en.sw = inst[i].Counters
+					en.seen[plane].accumulate(&en.sw, &inst[i])
 				}
 			}
 			e.mu.Unlock()
