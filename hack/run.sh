@@ -10,7 +10,7 @@ mkdir -p "$RUN_DIR"
 rm -rf "$RUN_DIR/state"   # a fresh demo each time
 
 "$BIN/offloadd" --socket "$sock" --state-dir "$RUN_DIR/state" \
-  --emulated-config hack/demo/emulated.yaml 2> >(tee "$RUN_DIR/offloadd.log" >&2) &
+  --config hack/demo/offloadd.yaml 2> >(tee "$RUN_DIR/offloadd.log" >&2) &
 daemon=$!
 trap 'kill -TERM $daemon 2>/dev/null; wait $daemon 2>/dev/null' EXIT INT TERM
 
@@ -27,6 +27,10 @@ echo; echo "== Applying the demo tenant (hack/demo/tenant.yaml)"
 ctl flows apply -f hack/demo/tenant.yaml || true
 echo; echo "== Where every flow runs, and why"
 ctl flows list
+echo; echo "== A packet from VM 0 to the overlay: VXLAN-encapsulated in hardware"
+ctl trace --port enp8s0f0v0 'tcp,src=10.0.0.10,dst=10.0.1.5,dport=80'
+echo; echo "== SSH from VM 1: dropped by its ACL"
+ctl trace --port enp8s0f0v1 'tcp,src=10.0.0.11,dst=10.0.1.5,dport=22'
 cat <<EOT
 
 offloadd is serving on $sock (Ctrl-C stops it; installed flows stay).
@@ -35,5 +39,6 @@ Try, in another shell:
   $BIN/offloadctl --socket $sock flows explain -f hack/demo/tenant.yaml
   $BIN/offloadctl --socket $sock flows delete acl-ssh-vf0 acl-ssh-vf1   # frees hardware: spilled flows come back
   $BIN/offloadctl --socket $sock flows watch
+  $BIN/offloadctl --socket $sock trace --port enp8s0f0v2 'tcp,src=10.0.0.12,dst=10.0.2.7,dport=443'
 EOT
 wait $daemon

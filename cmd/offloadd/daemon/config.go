@@ -2,12 +2,15 @@ package daemon
 
 import (
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"time"
 
 	"sigs.k8s.io/yaml"
 
 	"github.com/offloadd/offloadd/nic/emulated"
+	"github.com/offloadd/offloadd/nic/emulated/datapath"
 )
 
 // Config is the daemon's configuration file. Flags override its fields.
@@ -20,6 +23,8 @@ type Config struct {
 	Backend string `json:"backend"`
 	// Emulated configures the emulated NIC (default: one ConnectX-6 Dx port with 8 VFs).
 	Emulated emulated.Config `json:"emulated"`
+	// Datapath configures the emulated NIC's packet executor.
+	Datapath DatapathConfig `json:"datapath"`
 	// Linux configures the real backend (default: every switchdev PF under /sys).
 	Linux LinuxConfig `json:"linux"`
 	// StateDir holds the persisted desired state (default /var/lib/offloadd); "" keeps state in memory.
@@ -31,6 +36,37 @@ type Config struct {
 	// LogLevel is debug, info (default), warn or error; LogFormat is text (default) or json.
 	LogLevel  string `json:"logLevel"`
 	LogFormat string `json:"logFormat"`
+}
+
+// DatapathConfig configures the emulated datapath.
+type DatapathConfig struct {
+	// Neighbours are static neighbour entries for tunnel next hops (default
+	// none: they are learned from ARP/NDP replies).
+	Neighbours []NeighbourConfig `json:"neighbours,omitempty"`
+}
+
+// NeighbourConfig is one static neighbour.
+type NeighbourConfig struct {
+	IP  string `json:"ip"`
+	MAC string `json:"mac"`
+}
+
+func (c DatapathConfig) build() (datapath.Config, error) {
+	var out datapath.Config
+	for i, n := range c.Neighbours {
+		ip, err := netip.ParseAddr(n.IP)
+		if err != nil {
+			return out, fmt.Errorf("datapath.neighbours[%d].ip: %w", i, err)
+		}
+		hw, err := net.ParseMAC(n.MAC)
+		if err != nil || len(hw) != 6 {
+			return out, fmt.Errorf("datapath.neighbours[%d].mac: %q is not a MAC address", i, n.MAC)
+		}
+		nb := datapath.Neighbour{IP: ip}
+		copy(nb.MAC[:], hw)
+		out.Neighbours = append(out.Neighbours, nb)
+	}
+	return out, nil
 }
 
 // Duration is a time.Duration written as "1s".
@@ -70,6 +106,9 @@ func (c *Config) Validate() error {
 	case "emulated":
 		if err := c.Emulated.Validate(); err != nil {
 			return fmt.Errorf("emulated: %w", err)
+		}
+		if _, err := c.Datapath.build(); err != nil {
+			return err
 		}
 	case "linux":
 		if err := c.Linux.validate(); err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/offloadd/offloadd/fallback"
 	"github.com/offloadd/offloadd/nic"
 	"github.com/offloadd/offloadd/nic/emulated"
+	"github.com/offloadd/offloadd/nic/emulated/datapath"
 	"github.com/offloadd/offloadd/offload"
 	"github.com/offloadd/offloadd/offload/store"
 )
@@ -36,7 +37,11 @@ type Daemon struct {
 	store  *store.Bolt
 	grpc   *grpc.Server
 	api    *api.Server
-	lis    []net.Listener
+	mig    *fallback.Migrator
+	dp     *datapath.Datapath
+	// closers run at shutdown after the devices' users have stopped.
+	closers []func() error
+	lis     []net.Listener
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -50,6 +55,7 @@ func New(cfg Config, log *slog.Logger) (*Daemon, error) {
 	}
 	d := &Daemon{cfg: cfg, log: log}
 	reg := nic.NewRegistry()
+	var emu *emulated.Device
 	switch cfg.Backend {
 	case "emulated":
 		dev, err := emulated.New(cfg.Emulated, reg)
@@ -57,6 +63,7 @@ func New(cfg Config, log *slog.Logger) (*Daemon, error) {
 			return nil, fmt.Errorf("start emulated NIC: %w", err)
 		}
 		d.devs = append(d.devs, dev)
+		emu = dev
 	default:
 		devs, err := newLinuxDevices(cfg.Linux, reg, log)
 		if err != nil {
@@ -86,10 +93,68 @@ func New(cfg Config, log *slog.Logger) (*Daemon, error) {
 	d.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(MaxMsgSize), grpc.MaxSendMsgSize(MaxMsgSize))
 	d.api = api.NewServer(eng, eng, api.WithLogger(log), api.WithVersion(Version))
 	d.api.Register(d.grpc)
+	if err := d.wireDatapathAndMigration(cfg, emu); err != nil {
+		d.closeDevices()
+		return nil, err
+	}
 	return d, nil
 }
 
+// wireDatapathAndMigration serves DatapathService (emulated NICs run real
+// packets; the Linux backend answers Unimplemented) and MigrationService
+// over the engine, the node's conntrack table and, when emulated, its VFs.
+func (d *Daemon) wireDatapathAndMigration(cfg Config, emu *emulated.Device) error {
+	mcfg := fallback.MigratorConfig{Engine: d.engine, Logger: d.log}
+	mcfg.Node, _ = os.Hostname()
+	dps := map[string]api.Datapath{}
+	if emu != nil {
+		dcfg, err := cfg.Datapath.build()
+		if err != nil {
+			return err
+		}
+		dp, err := datapath.New(emu, dcfg)
+		if err != nil {
+			return fmt.Errorf("start emulated datapath: %w", err)
+		}
+		dps[emu.Info().Name] = dp
+		d.dp = dp
+		mcfg.Conntrack = fallback.NewEmulatedConns(dp.Conntrack(), dp.Now)
+		mcfg.VFs = fallback.NewEmulatedVFs(emu, func(rep string) bool {
+			return len(d.engine.List(offload.Filter{Port: rep})) > 0
+		})
+	} else {
+		k, err := fallback.NewKernelConntrack(0)
+		if err != nil {
+			d.log.Warn("kernel conntrack unavailable: migrations move flows but no connection state", "err", err)
+		} else {
+			mcfg.Conntrack = k
+			d.closers = append(d.closers, k.Close)
+		}
+	}
+	api.NewDatapathService(dps).Register(d.grpc)
+	if cfg.StateDir != "" {
+		recs, err := fallback.NewFileStore(filepath.Join(cfg.StateDir, "migrations"))
+		if err != nil {
+			return err
+		}
+		mcfg.Store = recs
+	}
+	m, err := fallback.NewMigrator(mcfg)
+	if err != nil {
+		return err
+	}
+	d.mig = m
+	api.NewMigrationService(m, api.WithMigrationLogger(d.log)).Register(d.grpc)
+	return nil
+}
+
+// Datapath is the emulated NIC's packet executor (nil on the Linux backend).
+func (d *Daemon) Datapath() *datapath.Datapath { return d.dp }
+
 func (d *Daemon) closeDevices() {
+	for _, c := range d.closers {
+		c()
+	}
 	for _, dev := range d.devs {
 		dev.Close()
 	}
@@ -112,6 +177,10 @@ func (d *Daemon) Start(ctx context.Context) error {
 	}
 	if rep != (offload.RestoreReport{}) {
 		d.log.Info("restored desired state", "adopted", rep.Adopted, "installed", rep.Installed, "pending", rep.Pending, "orphans_removed", rep.Orphans)
+	}
+	// Before the promoter runs: migrations in flight keep their flows held.
+	if err := d.mig.Recover(ctx); err != nil {
+		return fmt.Errorf("recover migrations: %w", err)
 	}
 	if d.cfg.Socket != "" {
 		lis, err := listenUnix(d.cfg.Socket)
