@@ -10,6 +10,10 @@
 //	flows delete ID... | -f FILE
 //	flows explain -f FILE                  would each flow run in hardware, and if not why
 //	flows watch                            snapshot, then every change
+//	trace --port P SPEC | --pcap F | --frame HEX   a packet's path (emulated NIC)
+//	trace stats                            per-port datapath counters
+//	migrate prepare|drain|export|import|reoffload|commit|abort|get|list
+//	migrate run --to ADDR ...              the whole live-migration handoff
 //
 // The socket defaults to $OFFLOADD_SOCKET, else /run/offloadd/offloadd.sock.
 // FILE is YAML or JSON in the offloadd.v1.Flow JSON mapping ("-" reads
