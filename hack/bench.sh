@@ -7,3 +7,9 @@ out=${BENCH_OUT:-_out/bench}
 mkdir -p "$out"
 echo "== emulated backend (this host)"
 go run ./hack/bench -out "$out" "$@"
+echo "== live-migration handoff (two emulated daemons, traffic running)"
+go run ./hack/bench/migration -out "$out"
+if [ -x hack/bench-kernel.sh ] && [ "${BENCH_KERNEL:-1}" = 1 ]; then
+  echo "== Linux backend (real kernel in QEMU; BENCH_KERNEL=0 skips it)"
+  hack/bench-kernel.sh
+fi
