@@ -89,18 +89,7 @@ func (e *Engine) Apply(ctx context.Context, flows []*flow.Flow, opt ApplyOptions
 			results[i].Status = e.status(f.ID, old)
 			continue
 		}
-		c := &change{i: i, f: f, dev: e.ports[f.Port].dev, old: old}
-		if r := e.hardwareReasons(f, c.dev); len(r) > 0 {
-			if f.Policy == flow.PolicyHardwareOnly {
-				c.err = &PlacementError{ID: f.ID, Reasons: r}
-				c.reasons = r
-			} else {
-				c.wantSW, c.reasons = true, r
-			}
-		} else {
-			c.wantHW = true
-		}
-		changes = append(changes, c)
+		changes = append(changes, e.plan(&change{i: i, f: f, dev: e.ports[f.Port].dev, old: old}))
 	}
 
 	e.program(ctx, changes, flow.Hardware)
@@ -143,22 +132,53 @@ func (e *Engine) Apply(ctx context.Context, flows []*flow.Flow, opt ApplyOptions
 		if c.old != nil {
 			r.Outcome = OutcomeUpdated
 			en.gen = c.old.gen + 1
-			en.hw, en.sw, en.seen = c.old.hw, c.old.sw, c.old.seen
-			e.addChain(c.old.flow, -1)
 		}
-		e.addChain(c.f, 1)
-		e.flows[c.f.ID] = en
-		st := e.status(c.f.ID, en)
-		r.Status = st
-		e.notify(Event{Kind: EventUpsert, Status: st})
+		r.Status = e.install(c, en)
 		saved = append(saved, StoredFlow{Flow: c.f, Generation: en.gen})
 	}
-	if e.store != nil && len(saved) > 0 {
-		if err := e.store.Save(saved); err != nil {
-			e.log.Error("persist desired state", "flows", len(saved), "err", err)
-		}
-	}
+	e.persist(saved)
 	return results, nil
+}
+
+// plan decides which plane a change tries first: hardware unless
+// something already rules it out.
+func (e *Engine) plan(c *change) *change {
+	r := e.hardwareReasons(c.f, c.dev)
+	switch {
+	case len(r) == 0:
+		c.wantHW = true
+	case c.f.Policy == flow.PolicyHardwareOnly:
+		c.err = &PlacementError{ID: c.f.ID, Reasons: r}
+		c.reasons = r
+	default:
+		c.wantSW, c.reasons = true, r
+	}
+	return c
+}
+
+// install records en as the flow's entry in place of c.old, carrying its
+// counters over, and tells the watchers. Callers hold e.mu.
+func (e *Engine) install(c *change, en *entry) Status {
+	if c.old != nil {
+		en.hw, en.sw, en.seen = c.old.hw, c.old.sw, c.old.seen
+		e.addChain(c.old.flow, -1)
+	}
+	e.addChain(c.f, 1)
+	e.flows[c.f.ID] = en
+	st := e.status(c.f.ID, en)
+	e.notify(Event{Kind: EventUpsert, Status: st})
+	return st
+}
+
+// persist saves flows to the store, if any; a failure is logged, since
+// the flows are installed and the next change of each saves it again.
+func (e *Engine) persist(saved []StoredFlow) {
+	if e.store == nil || len(saved) == 0 {
+		return
+	}
+	if err := e.store.Save(saved); err != nil {
+		e.log.Error("persist desired state", "flows", len(saved), "err", err)
+	}
 }
 
 func abortRest(results []Result) {

@@ -213,23 +213,12 @@ func (e *Engine) ApplyHeld(ctx context.Context, flows []StoredFlow, why string) 
 			if c.old.flow.Equal(c.f) {
 				r.Outcome, gen = OutcomeUnchanged, c.old.gen
 			}
-			// Counters carry over, as for any other change of a flow.
-			en.hw, en.sw, en.seen = c.old.hw, c.old.sw, c.old.seen
-			e.addChain(c.old.flow, -1)
 		}
 		en.gen = gen
-		e.addChain(c.f, 1)
-		e.flows[c.f.ID] = en
-		st := e.status(c.f.ID, en)
-		r.Status = st
-		e.notify(Event{Kind: EventUpsert, Status: st})
+		r.Status = e.install(c, en)
 		saved = append(saved, StoredFlow{Flow: c.f, Generation: en.gen})
 	}
-	if e.store != nil && len(saved) > 0 {
-		if err := e.store.Save(saved); err != nil {
-			e.log.Error("persist desired state", "flows", len(saved), "err", err)
-		}
-	}
+	e.persist(saved)
 	return results, nil
 }
 

@@ -102,18 +102,7 @@ func (e *Engine) handleEvent(ctx context.Context, dev int, ev nic.Event) {
 func (e *Engine) place(ctx context.Context, ens []*entry) {
 	changes := make([]*change, 0, len(ens))
 	for _, en := range ens {
-		c := &change{f: en.flow, dev: en.dev}
-		if r := e.hardwareReasons(en.flow, en.dev); len(r) > 0 {
-			if en.flow.Policy == flow.PolicyHardwareOnly {
-				c.err = &PlacementError{ID: en.flow.ID, Reasons: r}
-				c.reasons = r
-			} else {
-				c.wantSW, c.reasons = true, r
-			}
-		} else {
-			c.wantHW = true
-		}
-		changes = append(changes, c)
+		changes = append(changes, e.plan(&change{f: en.flow, dev: en.dev}))
 	}
 	e.program(ctx, changes, flow.Hardware)
 	e.program(ctx, changes, flow.Software)
