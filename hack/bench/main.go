@@ -7,34 +7,18 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
-	"runtime"
 	"runtime/pprof"
-	"strings"
-	"text/tabwriter"
-	"time"
+
+	"github.com/offloadd/offloadd/hack/bench/report"
 )
 
 // Figure is one measured number.
-type Figure struct {
-	Name   string  `json:"name"`
-	Value  float64 `json:"value"`
-	Unit   string  `json:"unit"`
-	Target string  `json:"target,omitempty"`
-	Met    *bool   `json:"met,omitempty"`
-	Note   string  `json:"note,omitempty"`
-}
-
-type report struct {
-	Machine map[string]string `json:"machine"`
-	Figures []Figure          `json:"figures"`
-}
+type Figure = report.Figure
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
@@ -53,9 +37,9 @@ func main() {
 	}
 	ctx := context.Background()
 
-	rep := report{Machine: machine()}
+	rep := report.New()
 	add := func(f Figure) {
-		rep.Figures = append(rep.Figures, f)
+		rep.Add(f)
 		fmt.Fprintf(os.Stderr, "  %-48s %14.1f %s\n", f.Name, f.Value, f.Unit)
 	}
 	step := func(name string) { fmt.Fprintf(os.Stderr, "== %s\n", name) }
@@ -79,39 +63,10 @@ func main() {
 		add(f)
 	}
 
-	check(os.MkdirAll(*out, 0o755))
-	path := filepath.Join(*out, "bench.json")
-	data, _ := json.MarshalIndent(rep, "", "  ")
-	check(os.WriteFile(path, append(data, '\n'), 0o644))
-	printTable(rep)
+	path, err := rep.Write(*out, "bench.json")
+	check(err)
+	rep.Print(os.Stdout)
 	fmt.Printf("\n(figures written to %s)\n", path)
-}
-
-func printTable(rep report) {
-	fmt.Printf("\nmachine: %s, %s cores, Go %s\n\n", rep.Machine["cpu"], rep.Machine["cores"], rep.Machine["go"])
-	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "FIGURE\tVALUE\tUNIT\tTARGET\tMET")
-	for _, f := range rep.Figures {
-		met := ""
-		if f.Met != nil {
-			met = map[bool]string{true: "yes", false: "NO"}[*f.Met]
-		}
-		fmt.Fprintf(w, "%s\t%.2f\t%s\t%s\t%s\n", f.Name, f.Value, f.Unit, f.Target, met)
-	}
-	w.Flush()
-}
-
-func machine() map[string]string {
-	m := map[string]string{"go": runtime.Version(), "cores": fmt.Sprint(runtime.NumCPU()), "date": time.Now().UTC().Format(time.RFC3339)}
-	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(data), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-				m["cpu"] = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
-	return m
 }
 
 func check(err error) {
@@ -121,4 +76,4 @@ func check(err error) {
 	}
 }
 
-func met(ok bool) *bool { return &ok }
+var met = report.Met

@@ -12,7 +12,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -21,12 +20,10 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"text/tabwriter"
 	"time"
 
 	"google.golang.org/grpc"
@@ -35,26 +32,15 @@ import (
 	"github.com/offloadd/offloadd/api"
 	v1 "github.com/offloadd/offloadd/api/offloadd/v1"
 	"github.com/offloadd/offloadd/fallback"
+	"github.com/offloadd/offloadd/hack/bench/report"
 	"github.com/offloadd/offloadd/nic"
 	"github.com/offloadd/offloadd/nic/emulated"
 	"github.com/offloadd/offloadd/nic/emulated/datapath"
 	"github.com/offloadd/offloadd/offload"
 )
 
-// Figure is one measured number, in the shape hack/bench writes.
-type Figure struct {
-	Name   string  `json:"name"`
-	Value  float64 `json:"value"`
-	Unit   string  `json:"unit"`
-	Target string  `json:"target,omitempty"`
-	Met    *bool   `json:"met,omitempty"`
-	Note   string  `json:"note,omitempty"`
-}
-
-type report struct {
-	Machine map[string]string `json:"machine"`
-	Figures []Figure          `json:"figures"`
-}
+// Figure is one measured number.
+type Figure = report.Figure
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
@@ -74,7 +60,7 @@ func main() {
 	if *conns < 1 || *conns > 20000 {
 		fail(fmt.Errorf("-conns: %d is not between 1 and 20000", *conns))
 	}
-	rep := report{Machine: machine()}
+	rep := report.New()
 	for _, n := range ns {
 		fmt.Fprintf(os.Stderr, "== handoff of a port with %d flows and %d connections, under traffic\n", n, *conns)
 		fs, err := run(context.Background(), n, *conns)
@@ -83,56 +69,23 @@ func main() {
 		}
 		for _, f := range fs {
 			fmt.Fprintf(os.Stderr, "  %-52s %12.1f %s\n", f.Name, f.Value, f.Unit)
+			rep.Add(f)
 		}
-		rep.Figures = append(rep.Figures, fs...)
 	}
-	if err := os.MkdirAll(*out, 0o755); err != nil {
+	path, err := rep.Write(*out, "migration.json")
+	if err != nil {
 		fail(err)
 	}
-	path := filepath.Join(*out, "migration.json")
-	data, _ := json.MarshalIndent(rep, "", "  ")
-	if err := os.WriteFile(path, append(data, '\n'), 0o644); err != nil {
-		fail(err)
-	}
-	printTable(rep)
+	rep.Print(os.Stdout)
 	fmt.Printf("\n(figures written to %s)\n", path)
-	for _, f := range rep.Figures {
-		if f.Met != nil && !*f.Met {
-			os.Exit(1)
-		}
+	if rep.Missed() {
+		os.Exit(1)
 	}
 }
 
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, "bench migration:", err)
 	os.Exit(1)
-}
-
-func printTable(rep report) {
-	fmt.Printf("\nmachine: %s, %s cores, Go %s\n\n", rep.Machine["cpu"], rep.Machine["cores"], rep.Machine["go"])
-	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "FIGURE\tVALUE\tUNIT\tTARGET\tMET")
-	for _, f := range rep.Figures {
-		met := ""
-		if f.Met != nil {
-			met = map[bool]string{true: "yes", false: "NO"}[*f.Met]
-		}
-		fmt.Fprintf(w, "%s\t%.2f\t%s\t%s\t%s\n", f.Name, f.Value, f.Unit, f.Target, met)
-	}
-	w.Flush()
-}
-
-func machine() map[string]string {
-	m := map[string]string{"go": runtime.Version(), "cores": fmt.Sprint(runtime.NumCPU()), "date": time.Now().UTC().Format(time.RFC3339)}
-	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(data), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-				m["cpu"] = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
-	return m
 }
 
 // node is one in-process daemon with a datapath.

@@ -1,0 +1,92 @@
+// Package report is the shape every offloadd benchmark prints and writes:
+// figures with units and targets, the machine they ran on, one table.
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Figure is one measured number.
+type Figure struct {
+	Name   string  `json:"name"`
+	Value  float64 `json:"value"`
+	Unit   string  `json:"unit"`
+	Target string  `json:"target,omitempty"`
+	Met    *bool   `json:"met,omitempty"`
+	Note   string  `json:"note,omitempty"`
+}
+
+// Met returns a pointer for Figure.Met.
+func Met(ok bool) *bool { return &ok }
+
+// Report is a set of figures and the machine they were measured on.
+type Report struct {
+	Machine map[string]string `json:"machine"`
+	Figures []Figure          `json:"figures"`
+}
+
+// New starts a report on this machine.
+func New() *Report { return &Report{Machine: Machine()} }
+
+// Add records f.
+func (r *Report) Add(f Figure) { r.Figures = append(r.Figures, f) }
+
+// Missed reports whether any figure missed its target.
+func (r *Report) Missed() bool {
+	for _, f := range r.Figures {
+		if f.Met != nil && !*f.Met {
+			return true
+		}
+	}
+	return false
+}
+
+// Write writes the report as JSON to dir/name.
+func (r *Report) Write(dir, name string) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, name)
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	return path, os.WriteFile(path, append(data, '\n'), 0o644)
+}
+
+// Print writes the machine line and the figures as a table.
+func (r *Report) Print(w io.Writer) {
+	fmt.Fprintf(w, "\nmachine: %s, %s cores, Go %s\n\n", r.Machine["cpu"], r.Machine["cores"], r.Machine["go"])
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "FIGURE\tVALUE\tUNIT\tTARGET\tMET")
+	for _, f := range r.Figures {
+		met := ""
+		if f.Met != nil {
+			met = map[bool]string{true: "yes", false: "NO"}[*f.Met]
+		}
+		fmt.Fprintf(tw, "%s\t%.2f\t%s\t%s\t%s\n", f.Name, f.Value, f.Unit, f.Target, met)
+	}
+	tw.Flush()
+}
+
+// Machine describes this machine: CPU model, cores, Go version, date.
+func Machine() map[string]string {
+	m := map[string]string{"go": runtime.Version(), "cores": fmt.Sprint(runtime.NumCPU()), "date": time.Now().UTC().Format(time.RFC3339)}
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m["cpu"] = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	return m
+}
