@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// settleMax bounds the wait for the kernel to finish freeing the last
+// run's filters.
+const settleMax = 60 * time.Second
+
+func logf(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
+
+func pick(keys []string) ([]method, error) {
+	all := methods()
+	if len(keys) == 0 {
+		return all, nil
+	}
+	var out []method
+	for _, k := range keys {
+		found := false
+		for _, m := range all {
+			if m.key == k {
+				out = append(out, m)
+				found = true
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("unknown method %q", k)
+		}
+	}
+	return out, nil
+}
+
+// run measures every selected method at every size, then the restart.
+func run(ctx context.Context, cfg config) (*Report, error) {
+	ms, err := pick(cfg.methods)
+	if err != nil {
+		return nil, err
+	}
+	workers := cfg.workers
+	if workers == 0 {
+		workers = runtime.NumCPU()
+	}
+	rep := &Report{Machine: machine(os.Getenv("OFFLOADD_BENCH_HOST")), Setup: map[string]string{
+		"devices":    fmt.Sprintf("%d veths + vxlan0", cfg.devs),
+		"ruleset":    "50% ACL (tcp drop, udp pass), 50% VXLAN encap + redirect; chains 0-1; prios 1-4, 11-14; skip_hw; cookie on first action",
+		"parallel":   fmt.Sprintf("%d workers, each owns whole devices", workers),
+		"repeat":     fmt.Sprint(cfg.repeat),
+		"fresh":      "new netns and devices per run; waits for the kernel to go idle between runs",
+		"batch":      "rtnl.MaxBatch requests per sendmsg",
+		"gomaxprocs": fmt.Sprint(runtime.GOMAXPROCS(0)),
+	}}
+	if cfg.profiles != "" {
+		if err := os.MkdirAll(cfg.profiles, 0o755); err != nil {
+			return nil, fmt.Errorf("create profile dir: %w", err)
+		}
+	}
+	if _, err := settle(settleMax); err != nil {
+		return nil, err
+	}
+	for _, n := range cfg.sizes {
+		rules := buildRules(n, cfg.devs)
+		byMethod := map[string][]Sample{}
+		for r := range cfg.repeat {
+			for _, m := range ms {
+				waited, err := settle(settleMax)
+				if err != nil {
+					return nil, err
+				}
+				b, err := newBed(cfg.devs)
+				if err != nil {
+					return nil, err
+				}
+				prof := ""
+				if cfg.profiles != "" && m.own {
+					prof = filepath.Join(cfg.profiles, fmt.Sprintf("%s-%d-%d.pprof", m.key, n, r))
+				}
+				s, err := timeRun(ctx, m, b, rules, workers, cfg.verify, prof)
+				b.close()
+				if err != nil {
+					return nil, fmt.Errorf("insert %d rules: %w", n, err)
+				}
+				logf("kbench: insert %6d %-7s %8.0f rules/s  %7.2f s  %5.1f allocs/rule  (settled %.1f s before)",
+					n, m.key, s.Rate, s.Seconds, s.Allocs, waited.Seconds())
+				rep.Samples = append(rep.Samples, s)
+				byMethod[m.key] = append(byMethod[m.key], s)
+			}
+		}
+		rates := map[string]float64{}
+		for _, m := range ms {
+			ss := byMethod[m.key]
+			var rs, secs, allocs []float64
+			for _, s := range ss {
+				rs, secs, allocs = append(rs, s.Rate), append(secs, s.Seconds), append(allocs, s.Allocs)
+			}
+			rates[m.key] = median(rs)
+			note := fmt.Sprintf("%.2f s", median(secs))
+			if len(ss) > 1 {
+				note = fmt.Sprintf("median of %d; %s", len(ss), note)
+			}
+			if m.own {
+				note += fmt.Sprintf("; %.1f allocs/rule", median(allocs))
+			}
+			rep.add(Figure{Name: fmt.Sprintf("insert %d: (%s) %s", n, m.key, m.name), Value: rates[m.key], Unit: "rules/s", Note: note})
+		}
+		pfx := fmt.Sprintf("insert %d: ", n)
+		rep.ratio(pfx+"a/c", rates["a"], rates["c"], 1.3, "codec, 1 socket vs tc -b")
+		rep.ratio(pfx+"b/c", rates["b"], rates["c"], 1.8, fmt.Sprintf("codec, %d sockets vs tc -b", workers))
+		rep.ratio(pfx+"a/e", rates["a"], rates["e"], 0.85, "codec vs kernel floor")
+		info := func(name string, num, den float64, note string) {
+			if num > 0 && den > 0 {
+				rep.add(Figure{Name: pfx + name, Value: num / den, Unit: "x", Note: note})
+			}
+		}
+		info("b/a", rates["b"], rates["a"], "parallel scaling")
+		info("d/c", rates["d"], rates["c"], "vishvananda loop vs tc -b")
+		info("a-echo/a", rates["a-echo"], rates["a"], "cost of NLM_F_ECHO")
+		info("a-echo/e-echo", rates["a-echo"], rates["e-echo"], "codec vs floor, both with echo")
+		info("device/a", rates["device"], rates["a"], "nic/linux Device vs bare codec")
+		info("c-par/c", rates["c-par"], rates["c"], "tc -b scaling")
+	}
+	if cfg.restart > 0 {
+		if _, err := settle(settleMax); err != nil {
+			return nil, err
+		}
+		b, err := newBed(cfg.devs)
+		if err != nil {
+			return nil, err
+		}
+		dir, err := os.MkdirTemp(cfg.tmp, "kbench-state-")
+		if err != nil {
+			b.close()
+			return nil, fmt.Errorf("create state dir: %w", err)
+		}
+		res, err := restart(ctx, b, cfg.restart, dir)
+		b.close()
+		_ = os.RemoveAll(dir)
+		if err != nil {
+			return nil, fmt.Errorf("restart with %d rules: %w", cfg.restart, err)
+		}
+		for _, f := range res.figures() {
+			logf("kbench: %s: %.2f %s %s", f.Name, f.Value, f.Unit, f.Note)
+			rep.add(f)
+		}
+	}
+	var keys []string
+	for _, m := range ms {
+		keys = append(keys, m.key+"="+m.name)
+	}
+	rep.Setup["methods"] = strings.Join(keys, ", ")
+	return rep, nil
+}
