@@ -94,7 +94,8 @@ func (fs *flowService) ApplyFlows(ctx context.Context, req *v1.ApplyFlowsRequest
 	)
 	if len(valid) > 0 {
 		var err error
-		results, err = fs.s.engine.Apply(ctx, valid, offload.ApplyOptions{Atomic: atomic})
+		// The flows were converted for this call alone: hand them over.
+		results, err = fs.s.engine.Apply(ctx, valid, offload.ApplyOptions{Atomic: atomic, Owned: true})
 		if err != nil && !errors.Is(err, offload.ErrBatchRejected) {
 			return nil, fs.fail("apply flows", err)
 		}

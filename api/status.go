@@ -69,6 +69,9 @@ func timestamp(t time.Time) *timestamppb.Timestamp {
 }
 
 func countersToProto(c nic.Counters) *v1.Counters {
+	if c == (nic.Counters{}) {
+		return nil // never hit: the message's zero value says as much
+	}
 	return &v1.Counters{Packets: c.Packets, Bytes: c.Bytes, LastUsed: timestamp(c.LastUsed)}
 }
 

@@ -48,7 +48,10 @@ func (e *Engine) Apply(ctx context.Context, flows []*flow.Flow, opt ApplyOptions
 	batchChains := map[chainKey]bool{}
 	invalid := 0
 	for i, in := range flows {
-		f := in.Clone()
+		f := in
+		if !opt.Owned {
+			f = in.Clone()
+		}
 		flow.Normalize(f)
 		batch[i] = f
 		results[i].ID = f.ID

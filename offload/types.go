@@ -95,6 +95,9 @@ type Result struct {
 type ApplyOptions struct {
 	// Atomic applies all flows or none: any invalid or failed flow rolls the batch back.
 	Atomic bool
+	// Owned hands the flows over: the caller will not touch them again, so
+	// the engine keeps them instead of copying each one.
+	Owned bool
 }
 
 // DeleteResult is the outcome for one ID of a Delete batch.
