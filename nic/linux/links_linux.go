@@ -96,6 +96,11 @@ func (d *Device) dropLinkLocked(name string) {
 func (d *Device) subscribe() (<-chan netlink.LinkUpdate, error) {
 	ch := make(chan netlink.LinkUpdate, 64)
 	opts := netlink.LinkSubscribeOptions{ErrorCallback: func(err error) {
+		select {
+		case <-d.done:
+			return // Close closed the socket: the receive error is expected
+		default:
+		}
 		d.log.Warn("link watch", "err", err)
 	}}
 	if d.ns.IsOpen() {
