@@ -286,6 +286,19 @@ func (r *logRecorder) restoreReport() offload.RestoreReport {
 	return offload.RestoreReport{}
 }
 
+// warnings lists the records at level WARN and above.
+func (r *logRecorder) warnings() []string {
+	r.store.mu.Lock()
+	defer r.store.mu.Unlock()
+	var out []string
+	for _, rec := range r.store.recs {
+		if rec.level >= slog.LevelWarn {
+			out = append(out, fmt.Sprintf("%s %s %v", rec.level, rec.msg, rec.attrs))
+		}
+	}
+	return out
+}
+
 // tcFilter is one flower filter of `tc -s -j filter show`.
 type tcFilter struct {
 	Dev      string `json:"-"`

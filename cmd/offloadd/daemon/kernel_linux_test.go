@@ -300,6 +300,11 @@ func TestKernelDaemonOverlayTraffic(t *testing.T) {
 	})
 	info := tcpInfo(t, conn)
 	t.Logf("TCP/8080: client sent %d and received %d segments, all counted", info.Segs_out, info.Segs_in)
+
+	stop, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	kd.d.Shutdown(stop)
+	assert.Empty(t, kd.log.warnings(), "the daemon ran and stopped without a warning")
 }
 
 // TestKernelDaemonRestartAdoptsFlows shuts the daemon down with flows
@@ -340,6 +345,7 @@ func TestKernelDaemonRestartAdoptsFlows(t *testing.T) {
 	t.Logf("the new daemon started in %v", time.Since(start).Round(time.Millisecond))
 	time.Sleep(300 * time.Millisecond)
 	loop.finish()
+	assert.Empty(t, first.log.warnings(), "the first daemon ran and stopped without a warning")
 	require.Zero(t, loop.lost, "pings lost across the restart: %v", loop.errs)
 	require.GreaterOrEqual(t, loop.sent, 5)
 	t.Logf("%d pings across the restart, none lost", loop.sent)
@@ -384,6 +390,7 @@ func TestKernelDaemonRestartAdoptsFlows(t *testing.T) {
 	for _, f := range tcFilters(t, o.hv, "rep0") {
 		assert.False(t, f.Chain == 0 && f.Pref == 1, "the ACL's filter is still installed: %s", f.key())
 	}
+	assert.Empty(t, second.log.warnings(), "the second daemon adopted and ran without a warning")
 }
 
 func keys(m map[string]tcFilter) []string {
