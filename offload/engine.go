@@ -300,3 +300,38 @@ func (e *Engine) addChain(f *flow.Flow, n int) {
 		delete(e.chains, k)
 	}
 }
+
+// Summary is an aggregate view of the flows, cheap to take at any scale.
+type Summary struct {
+	// States counts flows per device and state.
+	States map[string]map[State]int
+	// Reasons counts flows not in hardware by their first reason's code.
+	Reasons map[nic.ReasonCode]int
+	// Packets and Bytes sum the flows' counters per device and plane.
+	Packets, Bytes map[string][2]uint64
+}
+
+// Summarize aggregates the flows without copying them.
+func (e *Engine) Summarize() Summary {
+	s := Summary{States: map[string]map[State]int{}, Reasons: map[nic.ReasonCode]int{},
+		Packets: map[string][2]uint64{}, Bytes: map[string][2]uint64{}}
+	for _, n := range e.names {
+		s.States[n] = map[State]int{}
+	}
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	for _, en := range e.flows {
+		name := e.names[en.dev]
+		s.States[name][en.state]++
+		if len(en.reasons) > 0 {
+			s.Reasons[en.reasons[0].Code]++
+		}
+		p, b := s.Packets[name], s.Bytes[name]
+		p[flow.Hardware] += en.hw.Packets
+		p[flow.Software] += en.sw.Packets
+		b[flow.Hardware] += en.hw.Bytes
+		b[flow.Software] += en.sw.Bytes
+		s.Packets[name], s.Bytes[name] = p, b
+	}
+	return s
+}

@@ -61,6 +61,7 @@ func parseConfig(args []string) (daemon.Config, error) {
 	cfgPath := fs.String("config", "", "YAML config file (defaults apply to absent fields)")
 	socket := fs.String("socket", "", "unix socket path (default /run/offloadd/offloadd.sock)")
 	tcp := fs.String("tcp", "", "also listen on this TCP address")
+	metrics := fs.String("metrics", "", "serve Prometheus metrics on this address (/metrics)")
 	backend := fs.String("backend", "", "emulated (default) or linux")
 	emuCfg := fs.String("emulated-config", "", "YAML file for the emulated NIC")
 	stateDir := fs.String("state-dir", "", "desired-state directory (default /var/lib/offloadd; \"none\" keeps it in memory)")
@@ -105,6 +106,7 @@ func parseConfig(args []string) (daemon.Config, error) {
 	}
 	set(&cfg.Socket, *socket)
 	set(&cfg.TCP, *tcp)
+	set(&cfg.Metrics, *metrics)
 	set(&cfg.Backend, *backend)
 	set(&cfg.StateDir, *stateDir)
 	set(&cfg.LogLevel, *logLevel)

@@ -19,6 +19,9 @@ type Config struct {
 	Socket string `json:"socket"`
 	// TCP is an optional extra listen address ("127.0.0.1:50051"); empty (default) disables it.
 	TCP string `json:"tcp,omitempty"`
+	// Metrics is the address of the Prometheus endpoint (/metrics), e.g.
+	// "127.0.0.1:9641"; empty (default) disables it.
+	Metrics string `json:"metrics,omitempty"`
 	// Backend is "emulated" (default) or "linux".
 	Backend string `json:"backend"`
 	// Emulated configures the emulated NIC (default: one ConnectX-6 Dx port with 8 VFs).

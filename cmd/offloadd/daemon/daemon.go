@@ -6,11 +6,15 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 
 	"github.com/offloadd/offloadd/api"
@@ -38,7 +42,10 @@ type Daemon struct {
 	grpc   *grpc.Server
 	api    *api.Server
 	mig    *fallback.Migrator
-	dp     *datapath.Datapath
+	http   *http.Server
+	// metricsAddr is where metrics are served, once started.
+	metricsAddr net.Addr
+	dp          *datapath.Datapath
 	// closers run at shutdown after the devices' users have stopped.
 	closers []func() error
 	lis     []net.Listener
@@ -197,6 +204,28 @@ func (d *Daemon) Start(ctx context.Context) error {
 		}
 		d.lis = append(d.lis, lis)
 	}
+	if d.cfg.Metrics != "" {
+		lis, err := net.Listen("tcp", d.cfg.Metrics)
+		if err != nil {
+			d.closeListeners()
+			return fmt.Errorf("listen for metrics on %s: %w", d.cfg.Metrics, err)
+		}
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(api.NewMetrics(d.engine, d.engine), collectors.NewGoCollector(),
+			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		d.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		d.metricsAddr = lis.Addr()
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			if err := d.http.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				d.log.Error("serve metrics", "addr", lis.Addr().String(), "err", err)
+			}
+		}()
+		d.log.Info("serving metrics", "addr", lis.Addr().String())
+	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
 	d.wg.Add(2)
@@ -220,6 +249,9 @@ func (d *Daemon) Start(ctx context.Context) error {
 	}
 	return nil
 }
+
+// MetricsAddr is the metrics listener's address (nil when disabled).
+func (d *Daemon) MetricsAddr() net.Addr { return d.metricsAddr }
 
 // Addrs returns the listening addresses.
 func (d *Daemon) Addrs() []net.Addr {
@@ -274,6 +306,9 @@ func (d *Daemon) Shutdown(ctx context.Context) {
 		case <-done:
 		case <-ctx.Done():
 			d.grpc.Stop()
+		}
+		if d.http != nil {
+			d.http.Shutdown(ctx)
 		}
 		if d.cancel != nil {
 			d.cancel()

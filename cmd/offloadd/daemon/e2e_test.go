@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -428,4 +429,32 @@ func TestE2EHardwareOnlyRefusalIsAnError(t *testing.T) {
 
 	_, err = n.flows.ApplyFlows(c, &v1.ApplyFlowsRequest{Flows: []*v1.Flow{f}, Atomic: true})
 	assert.Equal(t, codes.FailedPrecondition, status.Code(err), "%v", err)
+}
+
+// TestE2EMetrics scrapes /metrics after the demo tenant is applied.
+func TestE2EMetrics(t *testing.T) {
+	n := startNode(t, func(c *Config) {
+		c.Metrics = "127.0.0.1:0"
+		c.Emulated.HWTableSize = 28
+	})
+	_, err := n.flows.ApplyFlows(ctx(t), &v1.ApplyFlowsRequest{Flows: tenant(t)})
+	require.NoError(t, err)
+	resp, err := http.Get("http://" + n.d.MetricsAddr().String() + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	text := string(body)
+	for _, want := range []string{
+		`offloadd_flows{device="p0",state="hardware"} 28`,
+		`offloadd_flows{device="p0",state="software"} 12`,
+		`offloadd_hardware_table_used_entries{device="p0"} 28`,
+		`offloadd_hardware_table_capacity_entries{device="p0"} 28`,
+		`offloadd_flows_not_in_hardware{reason="hardware-table-full"} 5`,
+		`offloadd_flows_not_in_hardware{reason="policy-software-only"} 1`,
+		`offloadd_flow_packets_total{device="p0",plane="hardware"} 0`,
+		"go_goroutines",
+	} {
+		assert.Contains(t, text, want)
+	}
 }
