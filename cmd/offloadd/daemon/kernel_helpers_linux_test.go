@@ -499,8 +499,7 @@ func (l *pingLoop) finish() {
 	<-l.done
 }
 
-// inNS helpers for sockets.
-
+// listenUDP opens a UDP socket on addr inside a namespace.
 func listenUDP(t *testing.T, ns, addr string) *net.UDPConn {
 	t.Helper()
 	var c *net.UDPConn
