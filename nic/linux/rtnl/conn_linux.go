@@ -2,12 +2,14 @@ package rtnl
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/mdlayher/netlink"
 	"github.com/vishvananda/netns"
@@ -21,11 +23,29 @@ const MaxBatch = 64
 // defaultTimeout bounds a batch or dump when the context has no deadline.
 const defaultTimeout = 30 * time.Second
 
+// minRecvBuf is the receive buffer size: larger than any dump datagram
+// (the kernel fills at most 32 KiB) and any echo of a new filter.
+const minRecvBuf = 64 << 10
+
+var native = binary.NativeEndian
+
 // Conn is an rtnetlink socket. It is safe for concurrent use; requests
 // are serialized.
+//
+// mdlayher/netlink opens, binds and closes the socket and holds its
+// deadline; messages are written and read here, on the descriptor
+// through the runtime's poller. mdlayher/socket v0.5.1 starts a goroutine
+// for every read and write whose context has no deadline (netlink.Conn
+// always passes context.Background()) and mdlayher/netlink peeks before
+// every read: three syscalls, a goroutine and a 4 KiB buffer per ack.
 type Conn struct {
-	mu sync.Mutex
-	c  *netlink.Conn
+	mu   sync.Mutex
+	c    *netlink.Conn
+	raw  syscall.RawConn
+	seq  uint32
+	wbuf []byte
+	rbuf []byte
+	done []bool
 }
 
 // Dial opens a NETLINK_ROUTE socket in namespace ns; a handle that is not
@@ -39,16 +59,18 @@ func Dial(ns netns.NsHandle) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dial rtnetlink: %w", err)
 	}
-	// NETLINK_CAP_ACK stays off: mdlayher/netlink v1.9.0 finds the extack
-	// TLVs of a capped error ack at the original request's length and
-	// fails with "not enough data for netlink error code", losing the
-	// errno and the reason. Uncapped, an error ack repeats the request,
-	// which a batch of MaxBatch filters fits in the receive buffer.
+	// NETLINK_CAP_ACK stays off: an error ack repeats the request, which
+	// a batch of MaxBatch filters fits in the receive buffer.
 	if err := c.SetOption(netlink.ExtendedAcknowledge, true); err != nil {
 		_ = c.Close()
 		return nil, fmt.Errorf("enable extended acks on rtnetlink: %w", err)
 	}
-	return &Conn{c: c}, nil
+	raw, err := c.SyscallConn()
+	if err != nil {
+		_ = c.Close()
+		return nil, fmt.Errorf("rtnetlink descriptor: %w", err)
+	}
+	return &Conn{c: c, raw: raw, rbuf: make([]byte, minRecvBuf)}, nil
 }
 
 // Close closes the socket.
@@ -60,18 +82,6 @@ func (c *Conn) deadline(ctx context.Context) error {
 		d = time.Now().Add(defaultTimeout)
 	}
 	return c.c.SetReadDeadline(d)
-}
-
-// toError turns a netlink error into an *Error when it carries an errno.
-func toError(err error) error {
-	var oe *netlink.OpError
-	if errors.As(err, &oe) {
-		var errno syscall.Errno
-		if errors.As(oe.Err, &errno) {
-			return &Error{Errno: errno, Message: oe.Message}
-		}
-	}
-	return err
 }
 
 // Batch sends reqs, MaxBatch per sendmsg, and returns one Reply per
@@ -105,53 +115,55 @@ func (c *Conn) batch(ctx context.Context, reqs []Request, out []Reply) {
 		fail(fmt.Errorf("set netlink deadline: %w", err))
 		return
 	}
-	msgs := make([]netlink.Message, len(reqs))
-	for i, r := range reqs {
-		msgs[i] = netlink.Message{
-			Header: netlink.Header{Type: netlink.HeaderType(r.Type),
-				Flags: netlink.HeaderFlags(r.Flags) | netlink.Request | netlink.Acknowledge},
-			Data: r.Body,
-		}
+	first := c.seq + 1
+	c.wbuf = c.wbuf[:0]
+	longest := 0
+	for _, r := range reqs {
+		c.seq++
+		c.wbuf = appendMessage(c.wbuf, r.Type, r.Flags|FlagRequest|FlagAck, c.seq, r.Body)
+		longest = max(longest, len(r.Body))
 	}
-	sent, err := c.c.SendMessages(msgs)
-	if err != nil {
+	if err := c.send(c.wbuf); err != nil {
 		fail(fmt.Errorf("send %d netlink requests: %w", len(reqs), err))
 		return
 	}
-	bySeq := make(map[uint32]int, len(sent))
-	for i, m := range sent {
-		bySeq[m.Header.Sequence] = i
+	// An error ack repeats its request and adds the extack TLVs.
+	if need := longest + 4096; need > len(c.rbuf) {
+		c.rbuf = make([]byte, need)
 	}
-	pending := len(sent)
+	if cap(c.done) < len(reqs) {
+		c.done = make([]bool, MaxBatch)
+	}
+	c.done = c.done[:len(reqs)]
+	clear(c.done)
+	pending := len(reqs)
 	for pending > 0 {
-		replies, err := c.c.Receive()
+		b, err := c.recv()
 		if err != nil {
-			var oe *netlink.OpError
-			if errors.As(err, &oe) && oe.Sequence != 0 {
-				if i, ok := bySeq[oe.Sequence]; ok {
-					out[i].Err = toError(err)
-					delete(bySeq, oe.Sequence)
-					pending--
-					continue
-				}
-			}
 			if errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() != nil {
 				err = ctx.Err()
 			}
 			fail(fmt.Errorf("receive netlink acks: %w", err))
 			return
 		}
-		for _, m := range replies {
-			i, ok := bySeq[m.Header.Sequence]
-			if !ok {
+		for len(b) > 0 {
+			var h header
+			var body []byte
+			if h, body, b, err = nextMessage(b); err != nil {
+				fail(fmt.Errorf("receive netlink acks: %w", err))
+				return
+			}
+			i := h.seq - first
+			if i >= uint32(len(reqs)) || c.done[i] {
 				continue // an answer to an earlier, abandoned batch
 			}
-			if m.Header.Type == netlink.Error {
-				delete(bySeq, m.Header.Sequence)
+			if h.typ == unix.NLMSG_ERROR {
+				out[i].Err = ackError(h.flags, body, true)
+				c.done[i] = true
 				pending--
 				continue
 			}
-			out[i].Messages = append(out[i].Messages, m.Data)
+			out[i].Messages = append(out[i].Messages, append([]byte(nil), body...))
 		}
 	}
 }
@@ -167,18 +179,184 @@ func (c *Conn) Dump(ctx context.Context, typ uint16, body []byte) ([][]byte, err
 	if err := c.deadline(ctx); err != nil {
 		return nil, fmt.Errorf("set netlink deadline: %w", err)
 	}
-	msgs, err := c.c.Execute(netlink.Message{
-		Header: netlink.Header{Type: netlink.HeaderType(typ), Flags: netlink.Request | netlink.Dump},
-		Data:   body,
-	})
-	if err != nil {
-		return nil, toError(err)
+	c.seq++
+	seq := c.seq
+	c.wbuf = appendMessage(c.wbuf[:0], typ, FlagRequest|unix.NLM_F_DUMP, seq, body)
+	if err := c.send(c.wbuf); err != nil {
+		return nil, fmt.Errorf("send netlink dump request: %w", err)
 	}
-	out := make([][]byte, 0, len(msgs))
-	for _, m := range msgs {
-		if m.Header.Type == netlink.HeaderType(typ-2) || m.Header.Type == netlink.HeaderType(typ) {
-			out = append(out, m.Data)
+	var out [][]byte
+	for {
+		b, err := c.recv()
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() != nil {
+				err = ctx.Err()
+			}
+			return nil, fmt.Errorf("receive netlink dump: %w", err)
+		}
+		// One copy per datagram; the bodies returned point into it.
+		b = append([]byte(nil), b...)
+		for len(b) > 0 {
+			var h header
+			var m []byte
+			if h, m, b, err = nextMessage(b); err != nil {
+				return nil, fmt.Errorf("receive netlink dump: %w", err)
+			}
+			if h.seq != seq {
+				continue
+			}
+			switch h.typ {
+			case unix.NLMSG_DONE:
+				if err := ackError(h.flags, m, false); err != nil {
+					return nil, err
+				}
+				return out, nil
+			case unix.NLMSG_ERROR:
+				if err := ackError(h.flags, m, true); err != nil {
+					return nil, err
+				}
+				continue
+			case typ - 2, typ:
+				out = append(out, m)
+			}
+			if h.flags&unix.NLM_F_MULTI == 0 {
+				return out, nil // a single answer, not a dump
+			}
 		}
 	}
-	return out, nil
+}
+
+// send writes one datagram of netlink messages.
+func (c *Conn) send(b []byte) error {
+	var serr error
+	err := c.raw.Write(func(fd uintptr) bool {
+		_, serr = unix.Write(int(fd), b)
+		return serr != unix.EAGAIN
+	})
+	if err != nil {
+		return err
+	}
+	if serr != nil {
+		return os.NewSyscallError("write", serr)
+	}
+	return nil
+}
+
+// recv reads one datagram into the receive buffer. MSG_TRUNC makes the
+// kernel return the datagram's full length, so truncation is detected.
+func (c *Conn) recv() ([]byte, error) {
+	var n uintptr
+	var serr unix.Errno
+	err := c.raw.Read(func(fd uintptr) bool {
+		for {
+			n, _, serr = unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&c.rbuf[0])),
+				uintptr(len(c.rbuf)), unix.MSG_TRUNC, 0, 0)
+			if serr != unix.EINTR {
+				return serr != unix.EAGAIN
+			}
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	if serr != 0 {
+		return nil, os.NewSyscallError("recvfrom", serr)
+	}
+	if int(n) > len(c.rbuf) {
+		return nil, fmt.Errorf("netlink datagram of %d bytes truncated to %d", n, len(c.rbuf))
+	}
+	return c.rbuf[:n], nil
+}
+
+const hdrLen = unix.NLMSG_HDRLEN
+
+// nlaTypeMask clears NLA_F_NESTED and NLA_F_NET_BYTEORDER from an attribute type.
+const nlaTypeMask = 0x3fff
+
+// appendMessage appends one netlink message (nlmsghdr, body, padding).
+func appendMessage(b []byte, typ, flags uint16, seq uint32, body []byte) []byte {
+	b = native.AppendUint32(b, uint32(hdrLen+len(body)))
+	b = native.AppendUint16(b, typ)
+	b = native.AppendUint16(b, flags)
+	b = native.AppendUint32(b, seq)
+	b = native.AppendUint32(b, 0) // port ID: the kernel fills it in
+	b = append(b, body...)
+	for len(b)%4 != 0 {
+		b = append(b, 0)
+	}
+	return b
+}
+
+type header struct {
+	typ, flags uint16
+	seq        uint32
+}
+
+var errShortMessage = errors.New("short netlink message")
+
+// nextMessage splits the first message off a datagram.
+func nextMessage(b []byte) (h header, body, rest []byte, err error) {
+	if len(b) < hdrLen {
+		return h, nil, nil, errShortMessage
+	}
+	l := int(native.Uint32(b))
+	if l < hdrLen || l > len(b) {
+		return h, nil, nil, fmt.Errorf("netlink message length %d in %d bytes: %w", l, len(b), errShortMessage)
+	}
+	h = header{typ: native.Uint16(b[4:]), flags: native.Uint16(b[6:]), seq: native.Uint32(b[8:])}
+	body = b[hdrLen:l:l]
+	if a := (l + 3) &^ 3; a < len(b) {
+		rest = b[a:]
+	}
+	return h, body, rest, nil
+}
+
+// ackError reads the errno of an NLMSG_ERROR (withHeader: errno, the
+// request's header and, unless capped, its body) or NLMSG_DONE body and,
+// with NLM_F_ACK_TLVS, the kernel's extack message. Nil for success.
+func ackError(flags uint16, body []byte, withHeader bool) error {
+	if len(body) < 4 {
+		if withHeader {
+			return errShortMessage
+		}
+		return nil // a dump's end without an error number
+	}
+	code := int32(native.Uint32(body))
+	if code == 0 {
+		return nil
+	}
+	e := &Error{Errno: syscall.Errno(-code)}
+	if flags&unix.NLM_F_ACK_TLVS == 0 {
+		return e
+	}
+	off := 4
+	if withHeader {
+		switch {
+		case flags&unix.NLM_F_CAPPED != 0:
+			off += hdrLen
+		case len(body) >= 4+hdrLen:
+			// The request as sent, padded to 4 bytes.
+			off += (int(native.Uint32(body[4:])) + 3) &^ 3
+		default:
+			return e
+		}
+	}
+	for off+4 <= len(body) {
+		l := int(native.Uint16(body[off:]))
+		if l < 4 || off+l > len(body) {
+			break
+		}
+		if native.Uint16(body[off+2:])&nlaTypeMask == unix.NLMSGERR_ATTR_MSG {
+			msg := body[off+4 : off+l]
+			for i, ch := range msg {
+				if ch == 0 {
+					msg = msg[:i]
+					break
+				}
+			}
+			e.Message = string(msg)
+		}
+		off += (l + 3) &^ 3
+	}
+	return e
 }
