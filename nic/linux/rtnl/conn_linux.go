@@ -5,13 +5,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"os"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
 	"unsafe"
 
-	"github.com/mdlayher/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
@@ -32,56 +33,131 @@ var native = binary.NativeEndian
 // Conn is an rtnetlink socket. It is safe for concurrent use; requests
 // are serialized.
 //
-// mdlayher/netlink opens, binds and closes the socket and holds its
-// deadline; messages are written and read here, on the descriptor
-// through the runtime's poller. mdlayher/socket v0.5.1 starts a goroutine
-// for every read and write whose context has no deadline (netlink.Conn
-// always passes context.Background()) and mdlayher/netlink peeks before
-// every read: three syscalls, a goroutine and a 4 KiB buffer per ack.
+// The socket is a plain blocking descriptor, outside the Go runtime's
+// network poller, and the read deadline is SO_RCVTIMEO. Registered with
+// the poller (as mdlayher/netlink's sockets are), every ack the kernel
+// queues, 64 per batch, wakes the thread parked in epoll_wait, and the
+// kernel does that wakeup inside the sender's sendmsg. mdlayher/socket
+// v0.5.1 also starts a goroutine per read and write whose context has no
+// deadline, and mdlayher/netlink peeks before every read.
 type Conn struct {
-	mu   sync.Mutex
-	c    *netlink.Conn
-	raw  syscall.RawConn
-	seq  uint32
-	wbuf []byte
-	rbuf []byte
-	done []bool
+	mu     sync.Mutex
+	fd     int
+	closed bool
+	seq    uint32
+	wbuf   []byte
+	rbuf   []byte
+	done   []bool
+	// timeout is the SO_RCVTIMEO in effect.
+	timeout time.Duration
 }
 
 // Dial opens a NETLINK_ROUTE socket in namespace ns; a handle that is not
 // open (netns.None()) means the calling thread's namespace.
 func Dial(ns netns.NsHandle) (*Conn, error) {
-	cfg := &netlink.Config{}
-	if ns.IsOpen() {
-		cfg.NetNS = int(ns)
-	}
-	c, err := netlink.Dial(unix.NETLINK_ROUTE, cfg)
+	fd, err := socketAt(ns)
 	if err != nil {
 		return nil, fmt.Errorf("dial rtnetlink: %w", err)
 	}
+	fail := func(what string, err error) (*Conn, error) {
+		_ = unix.Close(fd)
+		return nil, fmt.Errorf("%s on rtnetlink: %w", what, err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return fail("bind", err)
+	}
 	// NETLINK_CAP_ACK stays off: an error ack repeats the request, which
 	// a batch of MaxBatch filters fits in the receive buffer.
-	if err := c.SetOption(netlink.ExtendedAcknowledge, true); err != nil {
-		_ = c.Close()
-		return nil, fmt.Errorf("enable extended acks on rtnetlink: %w", err)
+	if err := unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_EXT_ACK, 1); err != nil {
+		return fail("enable extended acks", err)
 	}
-	raw, err := c.SyscallConn()
-	if err != nil {
-		_ = c.Close()
-		return nil, fmt.Errorf("rtnetlink descriptor: %w", err)
+	return &Conn{fd: fd, rbuf: make([]byte, minRecvBuf)}, nil
+}
+
+// socketAt opens a blocking rtnetlink socket in ns. The namespace switch
+// happens on a locked thread of its own, which dies with its goroutine
+// if it cannot return to its namespace.
+func socketAt(ns netns.NsHandle) (int, error) {
+	open := func() (int, error) {
+		fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
+		if err != nil {
+			return -1, os.NewSyscallError("socket", err)
+		}
+		return fd, nil
 	}
-	return &Conn{c: c, raw: raw, rbuf: make([]byte, minRecvBuf)}, nil
+	if !ns.IsOpen() {
+		return open()
+	}
+	type result struct {
+		fd  int
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			runtime.UnlockOSThread()
+			ch <- result{-1, fmt.Errorf("get current netns: %w", err)}
+			return
+		}
+		defer orig.Close()
+		if err := netns.Set(ns); err != nil {
+			runtime.UnlockOSThread()
+			ch <- result{-1, fmt.Errorf("enter netns: %w", err)}
+			return
+		}
+		fd, err := open()
+		if rerr := netns.Set(orig); rerr != nil {
+			// The thread stays locked and ends with this goroutine.
+			if err == nil {
+				_ = unix.Close(fd)
+			}
+			ch <- result{-1, fmt.Errorf("return from netns: %w", rerr)}
+			return
+		}
+		runtime.UnlockOSThread()
+		ch <- result{fd, err}
+	}()
+	r := <-ch
+	return r.fd, r.err
 }
 
 // Close closes the socket.
-func (c *Conn) Close() error { return c.c.Close() }
-
-func (c *Conn) deadline(ctx context.Context) error {
-	d, ok := ctx.Deadline()
-	if !ok {
-		d = time.Now().Add(defaultTimeout)
+func (c *Conn) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
 	}
-	return c.c.SetReadDeadline(d)
+	c.closed = true
+	return unix.Close(c.fd)
+}
+
+// deadline sets the receive timeout to what is left until ctx's deadline,
+// or defaultTimeout. A read that times out fails with
+// os.ErrDeadlineExceeded.
+func (c *Conn) deadline(ctx context.Context) error {
+	if c.closed {
+		return net.ErrClosed
+	}
+	t := defaultTimeout
+	if d, ok := ctx.Deadline(); ok {
+		if t = time.Until(d); t <= 0 {
+			return os.ErrDeadlineExceeded
+		}
+		// SO_RCVTIMEO has microseconds; 0 would mean no timeout.
+		t = max(t, time.Microsecond)
+	}
+	if t == c.timeout {
+		return nil
+	}
+	tv := unix.NsecToTimeval(t.Nanoseconds())
+	if err := unix.SetsockoptTimeval(c.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		return os.NewSyscallError("setsockopt SO_RCVTIMEO", err)
+	}
+	c.timeout = t
+	return nil
 }
 
 // Batch sends reqs, MaxBatch per sendmsg, and returns one Reply per
@@ -228,44 +304,38 @@ func (c *Conn) Dump(ctx context.Context, typ uint16, body []byte) ([][]byte, err
 
 // send writes one datagram of netlink messages.
 func (c *Conn) send(b []byte) error {
-	var serr error
-	err := c.raw.Write(func(fd uintptr) bool {
-		_, serr = unix.Write(int(fd), b)
-		return serr != unix.EAGAIN
-	})
-	if err != nil {
-		return err
+	for {
+		_, err := unix.Write(c.fd, b)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return os.NewSyscallError("write", err)
+		}
+		return nil
 	}
-	if serr != nil {
-		return os.NewSyscallError("write", serr)
-	}
-	return nil
 }
 
 // recv reads one datagram into the receive buffer. MSG_TRUNC makes the
 // kernel return the datagram's full length, so truncation is detected.
 func (c *Conn) recv() ([]byte, error) {
-	var n uintptr
-	var serr unix.Errno
-	err := c.raw.Read(func(fd uintptr) bool {
-		for {
-			n, _, serr = unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&c.rbuf[0])),
-				uintptr(len(c.rbuf)), unix.MSG_TRUNC, 0, 0)
-			if serr != unix.EINTR {
-				return serr != unix.EAGAIN
-			}
+	for {
+		n, _, errno := unix.Syscall6(unix.SYS_RECVFROM, uintptr(c.fd), uintptr(unsafe.Pointer(&c.rbuf[0])),
+			uintptr(len(c.rbuf)), unix.MSG_TRUNC, 0, 0)
+		switch errno {
+		case 0:
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return nil, os.ErrDeadlineExceeded // SO_RCVTIMEO expired
+		default:
+			return nil, os.NewSyscallError("recvfrom", errno)
 		}
-	})
-	if err != nil {
-		return nil, err
+		if int(n) > len(c.rbuf) {
+			return nil, fmt.Errorf("netlink datagram of %d bytes truncated to %d", n, len(c.rbuf))
+		}
+		return c.rbuf[:n], nil
 	}
-	if serr != 0 {
-		return nil, os.NewSyscallError("recvfrom", serr)
-	}
-	if int(n) > len(c.rbuf) {
-		return nil, fmt.Errorf("netlink datagram of %d bytes truncated to %d", n, len(c.rbuf))
-	}
-	return c.rbuf[:n], nil
 }
 
 const hdrLen = unix.NLMSG_HDRLEN
