@@ -618,9 +618,14 @@ func (d *Device) opError(s step, plane flow.Plane, err error) error {
 		verb(s.kind), plane, port, e.chain, e.prio, nic.Refusal(re.Errno, re.Message))
 }
 
+// OrphanPrefix starts the ID Flows gives a filter with an offloadd cookie
+// of no known flow (Adopt makes flows known).
+const OrphanPrefix = "orphan-"
+
 // Flows dumps the filters of every managed port and returns the plane's
-// copies that carry an offloadd cookie of a known flow ID, with counters.
-// Filters with unknown offloadd cookies are skipped; Adopt makes them known.
+// copies that carry an offloadd cookie, with counters. A cookie of no known
+// flow is reported under OrphanPrefix and the cookie's hash, so a
+// restarting engine sees it as unwanted and deletes it.
 func (d *Device) Flows(ctx context.Context, plane flow.Plane) ([]nic.Installed, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -666,8 +671,11 @@ func (d *Device) Flows(ctx context.Context, plane flow.Plane) ([]nic.Installed, 
 			}
 			id, ok := d.hashes[h]
 			if !ok {
-				d.log.Warn("skip an offloadd filter of an unknown flow", "port", port, "chain", f.Chain, "prio", f.Priority, "handle", f.Handle)
-				continue
+				// Ours, but of no flow this daemon knows (its state was lost):
+				// report it under a name of its own so the engine can remove it.
+				id = fmt.Sprintf("%s%x", OrphanPrefix, h)
+				d.hashes[h] = id
+				d.log.Warn("found an offloadd filter of an unknown flow", "port", port, "chain", f.Chain, "prio", f.Priority, "handle", f.Handle, "reported_as", id)
 			}
 			if seen[id] {
 				d.log.Warn("skip a second filter of one flow", "flow", id, "port", port, "handle", f.Handle)
