@@ -15,8 +15,8 @@ type Summarizer interface {
 // Metrics is a Prometheus collector over the engine and the NICs, read at
 // scrape time.
 type Metrics struct {
-	eng   Summarizer
-	node  NodeInfo
+	eng                                            Summarizer
+	node                                           NodeInfo
 	flows, reasons, used, capacity, packets, bytes *prometheus.Desc
 }
 
