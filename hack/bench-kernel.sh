@@ -8,7 +8,7 @@
 # prints the table and copies the JSON to OUT/kernel.json.
 #
 # Usage: hack/bench-kernel.sh [BENCH_FLAGS...]
-#   BENCH_FLAGS go to the benchmark, e.g. -sizes 10000 -repeat 3
+#   BENCH_FLAGS go to the benchmark, e.g. -sizes 10000 -repeat 1
 #   -methods a,c,e -restart 0 (see go run ./hack/bench/kernel -h).
 #
 # Environment:

@@ -98,6 +98,16 @@ func (b *bed) resolve(port string) (int32, error) {
 	return 0, fmt.Errorf("no link %s in netns %s", port, b.name)
 }
 
+// portName maps an ifindex of the bed back to its name (tcflower.NameFunc).
+func (b *bed) portName(ifindex int32) string {
+	for n, i := range b.ifindex {
+		if i == ifindex {
+			return n
+		}
+	}
+	return ""
+}
+
 // count dumps every device's filters and returns how many flower filters
 // carry an action list (the dump also lists one empty filter head per
 // chain and priority).

@@ -64,9 +64,10 @@ func methods() []method {
 
 // encodeChunk encodes rules as RTM_NEWTFILTER requests into enc and reqs.
 func encodeChunk(enc *tcflower.Encoder, reqs []rtnl.Request, b *bed, rules []rule, flags uint16) ([]rtnl.Request, error) {
+	resolve := b.resolve // one method value, not one allocation per rule
 	for _, r := range rules {
 		body, err := enc.Filter(r.f, tcflower.Params{Ifindex: b.ifindex[r.f.Port], Plane: flow.Software,
-			Handle: r.handle, Resolve: b.resolve})
+			Handle: r.handle, Resolve: resolve})
 		if err != nil {
 			return reqs, fmt.Errorf("encode flow %s: %w", r.f.ID, err)
 		}

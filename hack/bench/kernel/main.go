@@ -17,6 +17,7 @@ type config struct {
 	devs     int
 	workers  int
 	restart  int
+	warmup   int
 	methods  []string
 	verify   bool
 	out      string
@@ -30,10 +31,11 @@ func parseFlags(args []string) (config, error) {
 	sizes := fs.String("sizes", "10000,50000", "rule counts to insert, comma separated")
 	methods := fs.String("methods", "all", "methods to run, comma separated keys (e,a,b,c,d,a-echo,e-echo,device,c-par) or all")
 	c := config{}
-	fs.IntVar(&c.repeat, "repeat", 1, "runs per method and size, interleaved; figures are medians")
+	fs.IntVar(&c.repeat, "repeat", 3, "runs per method and size, interleaved; figures are medians")
 	fs.IntVar(&c.devs, "devs", 4, "devices (veths) the rules are spread over")
 	fs.IntVar(&c.workers, "workers", 0, "sockets or tc processes for the parallel methods (0: one per CPU)")
 	fs.IntVar(&c.restart, "restart", 10000, "rules for the restart run (0: skip it)")
+	fs.IntVar(&c.warmup, "warmup", 1000, "rules for one untimed run of every method first (0: none); TCG translates code on first use")
 	fs.BoolVar(&c.verify, "verify", true, "after each run, dump the filters and check the count")
 	fs.StringVar(&c.out, "out", "kernel.json", "JSON report path")
 	fs.StringVar(&c.table, "table", "", "also write the table to this file")
@@ -64,6 +66,8 @@ func parseFlags(args []string) (config, error) {
 		return c, fmt.Errorf("-repeat %d: want at least 1", c.repeat)
 	case c.devs < 1:
 		return c, fmt.Errorf("-devs %d: want at least 1", c.devs)
+	case c.warmup < 0:
+		return c, fmt.Errorf("-warmup %d: want 0 or more", c.warmup)
 	case c.workers < 0:
 		return c, fmt.Errorf("-workers %d: want 0 or more", c.workers)
 	}

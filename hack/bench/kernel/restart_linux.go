@@ -49,7 +49,7 @@ func (b *bed) snapshot(ctx context.Context) (map[filterKey]filterState, error) {
 			return nil, fmt.Errorf("dump filters of %s: %w", d, err)
 		}
 		for _, m := range msgs {
-			f, err := tcflower.Decode(m, nil)
+			f, err := tcflower.Decode(m, b.portName)
 			if err != nil {
 				return nil, fmt.Errorf("decode a filter of %s: %w", d, err)
 			}

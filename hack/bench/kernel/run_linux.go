@@ -37,6 +37,20 @@ func pick(keys []string) ([]method, error) {
 	return out, nil
 }
 
+// measure waits for the machine to go idle, then times one method on a
+// fresh bed.
+func measure(ctx context.Context, m method, devs int, rules []rule, workers int, verify bool, prof string) (Sample, error) {
+	if _, err := settle(settleMax); err != nil {
+		return Sample{}, err
+	}
+	b, err := newBed(devs)
+	if err != nil {
+		return Sample{}, err
+	}
+	defer b.close()
+	return timeRun(ctx, m, b, rules, workers, verify, prof)
+}
+
 // run measures every selected method at every size, then the restart.
 func run(ctx context.Context, cfg config) (*Report, error) {
 	ms, err := pick(cfg.methods)
@@ -61,33 +75,30 @@ func run(ctx context.Context, cfg config) (*Report, error) {
 			return nil, fmt.Errorf("create profile dir: %w", err)
 		}
 	}
-	if _, err := settle(settleMax); err != nil {
-		return nil, err
+	if cfg.warmup > 0 {
+		rules := buildRules(cfg.warmup, cfg.devs)
+		for _, m := range ms {
+			if _, err := measure(ctx, m, cfg.devs, rules, workers, false, ""); err != nil {
+				return nil, fmt.Errorf("warm up with %d rules: %w", cfg.warmup, err)
+			}
+		}
+		logf("kbench: warmed up every method with %d rules", cfg.warmup)
 	}
 	for _, n := range cfg.sizes {
 		rules := buildRules(n, cfg.devs)
 		byMethod := map[string][]Sample{}
 		for r := range cfg.repeat {
 			for _, m := range ms {
-				waited, err := settle(settleMax)
-				if err != nil {
-					return nil, err
-				}
-				b, err := newBed(cfg.devs)
-				if err != nil {
-					return nil, err
-				}
 				prof := ""
 				if cfg.profiles != "" && m.own {
 					prof = filepath.Join(cfg.profiles, fmt.Sprintf("%s-%d-%d.pprof", m.key, n, r))
 				}
-				s, err := timeRun(ctx, m, b, rules, workers, cfg.verify, prof)
-				b.close()
+				s, err := measure(ctx, m, cfg.devs, rules, workers, cfg.verify, prof)
 				if err != nil {
 					return nil, fmt.Errorf("insert %d rules: %w", n, err)
 				}
-				logf("kbench: insert %6d %-7s %8.0f rules/s  %7.2f s  %5.1f allocs/rule  (settled %.1f s before)",
-					n, m.key, s.Rate, s.Seconds, s.Allocs, waited.Seconds())
+				logf("kbench: insert %6d %-7s %8.0f rules/s  %7.2f s  %5.1f allocs/rule",
+					n, m.key, s.Rate, s.Seconds, s.Allocs)
 				rep.Samples = append(rep.Samples, s)
 				byMethod[m.key] = append(byMethod[m.key], s)
 			}
