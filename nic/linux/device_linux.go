@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -243,6 +244,12 @@ func (d *Device) Adopt(ids []string) {
 func (d *Device) learn(id string) {
 	c := tcflower.CookieFor(id)
 	h, _ := tcflower.ParseCookie(c[:])
+	if old, ok := d.hashes[h]; ok && old != id && strings.HasPrefix(old, OrphanPrefix) {
+		// Known under its orphan name until now: the next Flows adopts it as id.
+		for p := range d.planes {
+			delete(d.planes[p], old)
+		}
+	}
 	d.hashes[h] = id
 }
 
