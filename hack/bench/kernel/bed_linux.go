@@ -159,23 +159,45 @@ func (b *bed) close() {
 // newNamedNetns creates a named namespace (so tc -n can enter it)
 // without moving the caller's threads into it.
 func newNamedNetns(name string) (netns.NsHandle, error) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
+	ns := netns.None()
+	err := onOwnThread(func() error {
+		var err error
+		ns, err = netns.NewNamed(name)
+		return err
+	})
 	if err != nil {
-		return 0, fmt.Errorf("get current netns: %w", err)
-	}
-	defer orig.Close()
-	ns, err := netns.NewNamed(name)
-	if rerr := netns.Set(orig); rerr != nil {
-		// The thread stays in the new namespace; never unlock it.
-		runtime.LockOSThread()
-		return 0, fmt.Errorf("return to the original netns: %w", rerr)
-	}
-	if err != nil {
-		return 0, fmt.Errorf("create netns %s: %w", name, err)
+		if ns.IsOpen() {
+			ns.Close()
+			_ = netns.DeleteNamed(name)
+		}
+		return netns.None(), fmt.Errorf("create netns %s: %w", name, err)
 	}
 	return ns, nil
+}
+
+// onOwnThread runs fn on a locked thread of its own, which fn may move
+// to another namespace. The thread goes back to its namespace afterwards
+// or, if it cannot, ends with its goroutine.
+func onOwnThread(fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("get current netns: %w", err)
+			return
+		}
+		defer orig.Close()
+		err = fn()
+		if rerr := netns.Set(orig); rerr != nil {
+			errc <- errors.Join(err, fmt.Errorf("return to the original netns: %w", rerr))
+			return
+		}
+		runtime.UnlockOSThread()
+		errc <- err
+	}()
+	return <-errc
 }
 
 // settle waits until the machine is idle: the kernel frees deleted

@@ -439,30 +439,29 @@ func countAcks(b []byte) (int, error) {
 // netlinkSocketAt opens a blocking NETLINK_ROUTE socket in ns with
 // extended acks on, as rtnl.Dial does.
 func netlinkSocketAt(ns netns.NsHandle) (int, error) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
+	fd := -1
+	err := onOwnThread(func() error {
+		if err := netns.Set(ns); err != nil {
+			return fmt.Errorf("enter netns: %w", err)
+		}
+		var err error
+		if fd, err = unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE); err != nil {
+			fd = -1
+			return fmt.Errorf("open rtnetlink socket: %w", err)
+		}
+		return nil
+	})
+	if err == nil {
+		err = unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_EXT_ACK, 1)
+		if err != nil {
+			err = fmt.Errorf("enable extended acks: %w", err)
+		}
+	}
 	if err != nil {
-		return -1, fmt.Errorf("get current netns: %w", err)
-	}
-	defer orig.Close()
-	if err := netns.Set(ns); err != nil {
-		return -1, fmt.Errorf("enter netns: %w", err)
-	}
-	fd, serr := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
-	if err := netns.Set(orig); err != nil {
-		runtime.LockOSThread() // the thread stays in ns: never reuse it
-		if serr == nil {
+		if fd >= 0 {
 			_ = unix.Close(fd)
 		}
-		return -1, fmt.Errorf("return to the original netns: %w", err)
-	}
-	if serr != nil {
-		return -1, fmt.Errorf("open rtnetlink socket: %w", serr)
-	}
-	if err := unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_EXT_ACK, 1); err != nil {
-		_ = unix.Close(fd)
-		return -1, fmt.Errorf("enable extended acks: %w", err)
+		return -1, err
 	}
 	return fd, nil
 }

@@ -156,16 +156,23 @@ func TestMedian(t *testing.T) {
 
 func TestReportRatio(t *testing.T) {
 	var rep Report
-	rep.ratio("a/c", 13, 10, 1.3, "")
-	rep.ratio("b/c", 17, 10, 1.8, "")
-	rep.ratio("none", 0, 10, 1, "")
-	require.Len(t, rep.Figures, 2, "a ratio with a missing side is left out")
-	assert.True(t, *rep.Figures[0].Met)
-	assert.False(t, *rep.Figures[1].Met)
-	assert.Equal(t, ">= 1.30", rep.Figures[0].Target)
+	rep.ratio("a/c", []float64{13, 30, 14}, []float64{10, 10, 10}, 1.3, "")
+	rep.ratio("b/c", []float64{17}, []float64{10}, 1.8, "")
+	rep.ratio("b/a", []float64{20, 20}, []float64{10, 40}, 0, "info")
+	rep.ratio("none", nil, []float64{10}, 1, "")
+	rep.ratio("zero", []float64{0}, []float64{10}, 1, "")
+	require.Len(t, rep.Figures, 3, "a ratio with a missing side is left out")
+	a, b, info := rep.Figures[0], rep.Figures[1], rep.Figures[2]
+	assert.InDelta(t, 1.4, a.Value, 1e-9, "median of the per-round ratios 1.3, 3, 1.4")
+	assert.True(t, *a.Met)
+	assert.Equal(t, ">= 1.30", a.Target)
+	assert.Contains(t, a.Note, "median of rounds 1.30, 3.00, 1.40")
+	assert.False(t, *b.Met)
+	assert.Nil(t, info.Met, "no target")
+	assert.InDelta(t, 1.25, info.Value, 1e-9)
 
-	var b strings.Builder
-	require.NoError(t, writeTable(&b, &Report{Machine: map[string]string{}, Figures: rep.Figures}))
-	assert.Contains(t, b.String(), "b/c")
-	assert.Contains(t, b.String(), "NO")
+	var w strings.Builder
+	require.NoError(t, writeTable(&w, &Report{Machine: map[string]string{}, Figures: rep.Figures}))
+	assert.Contains(t, w.String(), "b/c")
+	assert.Contains(t, w.String(), "NO")
 }

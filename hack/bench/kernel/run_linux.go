@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 )
@@ -88,7 +89,13 @@ func run(ctx context.Context, cfg config) (*Report, error) {
 		rules := buildRules(n, cfg.devs)
 		byMethod := map[string][]Sample{}
 		for r := range cfg.repeat {
-			for _, m := range ms {
+			// Every other round runs the methods in reverse order, so
+			// the pairs behind each ratio take turns going first.
+			order := slices.Clone(ms)
+			if r%2 == 1 {
+				slices.Reverse(order)
+			}
+			for _, m := range order {
 				prof := ""
 				if cfg.profiles != "" && m.own {
 					prof = filepath.Join(cfg.profiles, fmt.Sprintf("%s-%d-%d.pprof", m.key, n, r))
@@ -103,14 +110,14 @@ func run(ctx context.Context, cfg config) (*Report, error) {
 				byMethod[m.key] = append(byMethod[m.key], s)
 			}
 		}
-		rates := map[string]float64{}
+		rounds := map[string][]float64{}
 		for _, m := range ms {
 			ss := byMethod[m.key]
-			var rs, secs, allocs []float64
+			var secs, allocs []float64
 			for _, s := range ss {
-				rs, secs, allocs = append(rs, s.Rate), append(secs, s.Seconds), append(allocs, s.Allocs)
+				rounds[m.key] = append(rounds[m.key], s.Rate)
+				secs, allocs = append(secs, s.Seconds), append(allocs, s.Allocs)
 			}
-			rates[m.key] = median(rs)
 			note := fmt.Sprintf("%.2f s", median(secs))
 			if len(ss) > 1 {
 				note = fmt.Sprintf("median of %d; %s", len(ss), note)
@@ -118,23 +125,27 @@ func run(ctx context.Context, cfg config) (*Report, error) {
 			if m.own {
 				note += fmt.Sprintf("; %.1f allocs/rule", median(allocs))
 			}
-			rep.add(Figure{Name: fmt.Sprintf("insert %d: (%s) %s", n, m.key, m.name), Value: rates[m.key], Unit: "rules/s", Note: note})
+			rep.add(Figure{Name: fmt.Sprintf("insert %d: (%s) %s", n, m.key, m.name), Value: median(rounds[m.key]),
+				Unit: "rules/s", Note: note})
 		}
 		pfx := fmt.Sprintf("insert %d: ", n)
-		rep.ratio(pfx+"a/c", rates["a"], rates["c"], 1.3, "codec, 1 socket vs tc -b")
-		rep.ratio(pfx+"b/c", rates["b"], rates["c"], 1.8, fmt.Sprintf("codec, %d sockets vs tc -b", workers))
-		rep.ratio(pfx+"a/e", rates["a"], rates["e"], 0.85, "codec vs kernel floor")
-		info := func(name string, num, den float64, note string) {
-			if num > 0 && den > 0 {
-				rep.add(Figure{Name: pfx + name, Value: num / den, Unit: "x", Note: note})
-			}
+		for _, q := range []struct {
+			num, den string
+			min      float64
+			note     string
+		}{
+			{"a", "c", 1.3, "codec, 1 socket vs tc -b"},
+			{"b", "c", 1.8, fmt.Sprintf("codec, %d sockets vs tc -b", workers)},
+			{"a", "e", 0.85, "codec vs kernel floor"},
+			{"b", "a", 0, "parallel scaling"},
+			{"d", "c", 0, "vishvananda loop vs tc -b"},
+			{"a-echo", "a", 0, "cost of NLM_F_ECHO"},
+			{"a-echo", "e-echo", 0, "codec vs floor, both with echo"},
+			{"device", "a", 0, "nic/linux Device vs bare codec"},
+			{"c-par", "c", 0, "tc -b scaling"},
+		} {
+			rep.ratio(pfx+q.num+"/"+q.den, rounds[q.num], rounds[q.den], q.min, q.note)
 		}
-		info("b/a", rates["b"], rates["a"], "parallel scaling")
-		info("d/c", rates["d"], rates["c"], "vishvananda loop vs tc -b")
-		info("a-echo/a", rates["a-echo"], rates["a"], "cost of NLM_F_ECHO")
-		info("a-echo/e-echo", rates["a-echo"], rates["e-echo"], "codec vs floor, both with echo")
-		info("device/a", rates["device"], rates["a"], "nic/linux Device vs bare codec")
-		info("c-par/c", rates["c-par"], rates["c"], "tc -b scaling")
 	}
 	if cfg.restart > 0 {
 		if _, err := settle(settleMax); err != nil {
