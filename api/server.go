@@ -73,7 +73,7 @@ func NewServer(engine FlowEngine, node NodeInfo, opts ...Option) *Server {
 // serviceNames are the services whose health is reported, "" being the
 // whole server.
 var serviceNames = []string{"", v1.FlowService_ServiceDesc.ServiceName, v1.NodeService_ServiceDesc.ServiceName,
-	v1.MigrationService_ServiceDesc.ServiceName, v1.DatapathService_ServiceDesc.ServiceName}
+	v1.MigrationService_ServiceDesc.ServiceName, v1.DatapathService_ServiceDesc.ServiceName, v1.VfService_ServiceDesc.ServiceName}
 
 // SetServing sets the health status of every service: SERVING or
 // NOT_SERVING (e.g. while the daemon shuts down).
