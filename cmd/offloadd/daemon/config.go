@@ -30,6 +30,8 @@ type Config struct {
 	Datapath DatapathConfig `json:"datapath"`
 	// Linux configures the real backend (default: every switchdev PF under /sys).
 	Linux LinuxConfig `json:"linux"`
+	// VFPools configures VF pools from a device plugin config file (default: none).
+	VFPools VFPoolsConfig `json:"vfPools"`
 	// StateDir holds the persisted desired state (default /var/lib/offloadd); "" keeps state in memory.
 	StateDir string `json:"stateDir"`
 	// StatsInterval is how often counters are read from the devices (default 1s).

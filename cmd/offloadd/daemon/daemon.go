@@ -104,6 +104,10 @@ func New(cfg Config, log *slog.Logger) (*Daemon, error) {
 		d.closeDevices()
 		return nil, err
 	}
+	if err := d.wireVFPools(cfg, emu); err != nil {
+		d.closeDevices()
+		return nil, err
+	}
 	return d, nil
 }
 
