@@ -128,7 +128,7 @@ func (c *cli) rootCmd(getenv func(string) string) *cobra.Command {
 	pf.StringVar(&c.addr, "addr", "", "host:port of offloadd over TCP, instead of --socket")
 	pf.StringVarP(&c.output, "output", "o", "table", "output format: table, json or yaml")
 	pf.DurationVar(&c.timeout, "timeout", 30*time.Second, "deadline of each request (not of flows watch)")
-	root.AddCommand(c.nodeCmd(), c.portsCmd(), c.flowsCmd(), c.migrateCmd(), c.traceCmd())
+	root.AddCommand(c.nodeCmd(), c.portsCmd(), c.flowsCmd(), c.migrateCmd(), c.traceCmd(), c.vfsCmd())
 	return root
 }
 
