@@ -14,6 +14,7 @@
 //	trace stats                            per-port datapath counters
 //	migrate prepare|drain|export|import|reoffload|commit|abort|get|list
 //	migrate run --to ADDR ...              the whole live-migration handoff
+//	vfs pools | list | allocate --owner O --pool P [settings] | release --owner O
 //
 // The socket defaults to $OFFLOADD_SOCKET, else /run/offloadd/offloadd.sock.
 // FILE is YAML or JSON in the offloadd.v1.Flow JSON mapping ("-" reads

@@ -24,6 +24,7 @@ import (
 	"github.com/offloadd/offloadd/nic/emulated/datapath"
 	"github.com/offloadd/offloadd/offload"
 	"github.com/offloadd/offloadd/offload/store"
+	"github.com/offloadd/offloadd/vfmgr"
 )
 
 // MaxMsgSize bounds one gRPC message: a 10,000-flow batch and its results fit.
@@ -46,6 +47,8 @@ type Daemon struct {
 	// metricsAddr is where metrics are served, once started.
 	metricsAddr net.Addr
 	dp          *datapath.Datapath
+	// vfAlloc hands out pool VFs (nil without a pool config).
+	vfAlloc *vfmgr.Allocator
 	// closers run at shutdown after the devices' users have stopped.
 	closers []func() error
 	lis     []net.Listener
@@ -130,7 +133,16 @@ func (d *Daemon) wireDatapathAndMigration(cfg Config, emu *emulated.Device) erro
 		dps[emu.Info().Name] = dp
 		d.dp = dp
 		mcfg.Conntrack = fallback.NewEmulatedConns(dp.Conntrack(), dp.Now)
+		// A VF is busy for migration when its representor has flows or a
+		// pool has given it out (pools are wired after this, hence the late read).
 		mcfg.VFs = fallback.NewEmulatedVFs(emu, func(rep string) bool {
+			if d.vfAlloc != nil {
+				for _, a := range d.vfAlloc.Allocations() {
+					if a.Representor == rep {
+						return true
+					}
+				}
+			}
 			return len(d.engine.List(offload.Filter{Port: rep})) > 0
 		})
 	} else {

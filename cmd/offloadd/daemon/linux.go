@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/vishvananda/netns"
+
 	"github.com/offloadd/offloadd/nic"
 	"github.com/offloadd/offloadd/nic/linux"
 	"github.com/offloadd/offloadd/representor"
@@ -105,7 +107,7 @@ func newLinuxDevices(cfg LinuxConfig, reg *nic.Registry, log *slog.Logger) ([]ni
 		return []nic.Device{dev}, nil
 	}
 
-	dl, err := representor.NewDevlink(0)
+	dl, err := representor.NewDevlink(netns.None())
 	if err != nil {
 		log.Warn("devlink unavailable, eswitch mode is inferred from representors", "err", err)
 	}

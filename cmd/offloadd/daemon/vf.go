@@ -77,6 +77,7 @@ func (d *Daemon) wireVFPools(cfg Config, emu *emulated.Device) error {
 	if err != nil {
 		return fmt.Errorf("vfPools: %w", err)
 	}
+	d.vfAlloc = alloc
 	api.NewVFService(alloc, pools, d.log).Register(d.grpc)
 	d.log.Info("VF pools configured", "config", pc.Config, "pools", len(pools.Resources),
 		"allocations", len(alloc.Allocations()), "store", storePath)
