@@ -68,14 +68,15 @@ printf '%s\n' "$*" >"$work/kernel.args"
 
 cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
 export OFFLOADD_BENCH_HOST="${cpu:-unknown CPU}, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
-export OFFLOADD_BENCH_ACCEL="QEMU TCG (-cpu max, 2 vCPUs)"
+export OFFLOADD_BENCH_ACCEL="QEMU TCG, hack/kernel-vm/run.sh"
 
 log "booting the kernel VM (timeout ${timeout}s); console in $out/kernel-vm.log"
+"$repo/hack/kernel-vm/run.sh" --timeout "$timeout" "$work" >"$out/kernel-vm.log" 2>&1 &
+vm=$!
+# Progress as the VM writes it to the share; tail ends with run.sh.
+tail -n +1 -F --pid="$vm" "$work/results/kernel.out" 2>/dev/null | grep --line-buffered '^kbench: ' >&2 || true
 rc=0
-"$repo/hack/kernel-vm/run.sh" --timeout "$timeout" "$work" >"$out/kernel-vm.log" 2>&1 || rc=$?
-if [[ -f $work/results/kernel.out ]]; then
-	grep '^kbench: ' "$work/results/kernel.out" >&2 || true
-fi
+wait "$vm" || rc=$?
 if [[ $rc -ne 0 || ! -f $work/kernel.json || ! -f $work/kernel.txt ]]; then
 	tail -n 40 "$out/kernel-vm.log" >&2
 	die "the benchmark failed (run.sh exit $rc); see $out/kernel-vm.log"
