@@ -130,7 +130,7 @@ func (e *Engine) Apply(ctx context.Context, flows []*flow.Flow, opt ApplyOptions
 			}
 			continue
 		}
-		en := &entry{flow: c.f, state: c.state, reasons: c.reasons, gen: 1, dev: c.dev, updated: now, spilled: c.spilled}
+		en := &entry{flow: c.f, state: c.state, reasons: c.reasons, gen: 1, dev: c.dev, updated: stampOf(now), spilled: c.spilled}
 		r.Outcome = OutcomeCreated
 		if c.old != nil {
 			r.Outcome = OutcomeUpdated

@@ -60,7 +60,6 @@ type chainKey struct {
 
 type entry struct {
 	flow    *flow.Flow
-	state   State
 	reasons []nic.Reason
 	gen     uint64
 	// hw and sw are the flow's counters per plane over its whole life,
@@ -68,12 +67,21 @@ type entry struct {
 	// plane's current copy, to add only what is new.
 	hw, sw  nic.Counters
 	seen    [2]copyReading
+	updated stamp
 	dev     int
-	updated time.Time
+	state   State
 	// spilled marks a software flow that hardware refused for capacity or a
 	// device error: a candidate for promotion.
 	spilled bool
 }
+
+// stamp is a time in Unix nanoseconds, 16 bytes smaller than time.Time
+// in an entry kept per flow.
+type stamp int64
+
+func stampOf(t time.Time) stamp { return stamp(t.UnixNano()) }
+
+func (s stamp) time() time.Time { return time.Unix(0, int64(s)) }
 
 // New builds an engine over devices.
 func New(cfg Config) (*Engine, error) {
@@ -190,7 +198,7 @@ func (e *Engine) status(id string, en *entry) Status {
 		HW:         en.hw,
 		SW:         en.sw,
 		Device:     e.names[en.dev],
-		Updated:    en.updated,
+		Updated:    en.updated.time(),
 	}
 }
 

@@ -53,7 +53,7 @@ func (e *Engine) HoldInSoftware(ctx context.Context, ids []string, why string) (
 		case en.state == StateHardware:
 			perDev[en.dev] = append(perDev[en.dev], en)
 		case en.state == StateSoftware && en.spilled:
-			en.spilled, en.updated = false, now
+			en.spilled, en.updated = false, stampOf(now)
 			en.reasons = append([]nic.Reason{hold}, en.reasons...)
 			e.notify(Event{Kind: EventUpsert, Status: e.status(id, en)})
 		}
@@ -106,7 +106,7 @@ func (e *Engine) moveToSoftware(ctx context.Context, dev int, ens []*entry, hold
 			}
 			continue
 		}
-		en.state, en.updated, en.spilled = StateSoftware, now, false
+		en.state, en.updated, en.spilled = StateSoftware, stampOf(now), false
 		en.reasons = []nic.Reason{hold}
 		e.notify(Event{Kind: EventUpsert, Status: e.status(en.flow.ID, en)})
 		n++
@@ -172,7 +172,7 @@ func (e *Engine) ApplyHeld(ctx context.Context, flows []StoredFlow, why string) 
 		old := e.flows[f.ID]
 		if old != nil && old.flow.Equal(f) && old.state == StateSoftware {
 			if !isHeld(old) {
-				old.spilled, old.updated = false, now
+				old.spilled, old.updated = false, stampOf(now)
 				old.reasons = append([]nic.Reason{hold}, old.reasons...)
 				e.notify(Event{Kind: EventUpsert, Status: e.status(f.ID, old)})
 			}
@@ -205,7 +205,7 @@ func (e *Engine) ApplyHeld(ctx context.Context, flows []StoredFlow, why string) 
 	for _, c := range changes {
 		r := &results[c.i]
 		gen := max(flows[c.i].Generation, 1)
-		en := &entry{flow: c.f, state: StateSoftware, reasons: c.reasons, dev: c.dev, updated: now}
+		en := &entry{flow: c.f, state: StateSoftware, reasons: c.reasons, dev: c.dev, updated: stampOf(now)}
 		r.Outcome = OutcomeCreated
 		if c.old != nil {
 			r.Outcome = OutcomeUpdated
@@ -244,7 +244,7 @@ func (e *Engine) ReleaseHeld(ctx context.Context, ids []string) (int, error) {
 			continue
 		}
 		if r := e.hardwareReasons(en.flow, en.dev); len(r) > 0 {
-			en.reasons, en.spilled, en.updated = r, false, now
+			en.reasons, en.spilled, en.updated = r, false, stampOf(now)
 			e.notify(Event{Kind: EventUpsert, Status: e.status(id, en)})
 			continue
 		}
@@ -259,7 +259,7 @@ func (e *Engine) ReleaseHeld(ctx context.Context, ids []string) (int, error) {
 		if used, total := e.devs[dev].Capacity(); total > 0 {
 			free := min(max(total-used, 0), len(ens))
 			for _, en := range ens[free:] {
-				en.spilled, en.updated = true, now
+				en.spilled, en.updated = true, stampOf(now)
 				en.reasons = []nic.Reason{{Code: nic.ReasonCapacity,
 					Message: fmt.Sprintf("hardware flow table is full (%d of %d entries); waiting for room", used, total)}}
 				e.notify(Event{Kind: EventUpsert, Status: e.status(en.flow.ID, en)})

@@ -91,7 +91,7 @@ func (e *Engine) promote(ctx context.Context, dev int, ens []*entry) int {
 	}
 	now := e.now()
 	for _, en := range moved {
-		en.state, en.reasons, en.spilled, en.updated = StateHardware, nil, false, now
+		en.state, en.reasons, en.spilled, en.updated = StateHardware, nil, false, stampOf(now)
 		e.notify(Event{Kind: EventUpsert, Status: e.status(en.flow.ID, en)})
 	}
 	if len(moved) > 0 {
@@ -145,7 +145,7 @@ func (e *Engine) DrainPort(ctx context.Context, port, why string) (int, error) {
 			}
 			continue
 		}
-		en.state, en.updated, en.spilled = StateSoftware, now, false
+		en.state, en.updated, en.spilled = StateSoftware, stampOf(now), false
 		en.reasons = e.hardwareReasons(en.flow, ref.dev)
 		e.notify(Event{Kind: EventUpsert, Status: e.status(en.flow.ID, en)})
 		n++

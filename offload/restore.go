@@ -61,7 +61,7 @@ func (e *Engine) Restore(ctx context.Context) (RestoreReport, error) {
 		f := s.Flow
 		flow.Normalize(f)
 		ref, ok := e.ports[f.Port]
-		en := &entry{flow: f, gen: s.Generation, dev: ref.dev, updated: e.now()}
+		en := &entry{flow: f, gen: s.Generation, dev: ref.dev, updated: stampOf(e.now())}
 		e.flows[f.ID] = en
 		e.addChain(f, 1)
 		copies := installed[f.ID]

@@ -84,7 +84,7 @@ func (e *Engine) handleEvent(ctx context.Context, dev int, ev nic.Event) {
 				// The kernel drops a vanished port's filters; make sure the device forgot them too.
 				e.devs[dev].Program(ctx, plane, []nic.Op{{Kind: nic.OpDelete, Flow: en.flow}})
 			}
-			en.state, en.updated, en.spilled = StatePending, now, false
+			en.state, en.updated, en.spilled = StatePending, stampOf(now), false
 			en.reasons = []nic.Reason{{Code: nic.ReasonPort, Field: "port", Message: fmt.Sprintf("port %s is gone; the flow is installed again when it returns", ev.Port.Name)}}
 			e.notify(Event{Kind: EventUpsert, Status: e.status(en.flow.ID, en)})
 			n++
@@ -109,7 +109,7 @@ func (e *Engine) place(ctx context.Context, ens []*entry) {
 	now := e.now()
 	for k, c := range changes {
 		en := ens[k]
-		en.updated = now
+		en.updated = stampOf(now)
 		if c.failed() {
 			en.state, en.spilled = StateFailed, false
 			en.reasons = c.reasons
