@@ -11,5 +11,5 @@ echo "== live-migration handoff (two emulated daemons, traffic running)"
 go run ./hack/bench/migration -out "$out"
 if [ -x hack/bench-kernel.sh ] && [ "${BENCH_KERNEL:-1}" = 1 ]; then
   echo "== Linux backend (real kernel in QEMU; BENCH_KERNEL=0 skips it)"
-  hack/bench-kernel.sh
+  BENCH_OUT="$out" hack/bench-kernel.sh
 fi
