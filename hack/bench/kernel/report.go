@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/offloadd/offloadd/hack/bench/report"
 	"io"
 	"os"
 	"runtime"
@@ -12,15 +13,8 @@ import (
 	"time"
 )
 
-// Figure is one measured number, in the shape hack/bench writes.
-type Figure struct {
-	Name   string  `json:"name"`
-	Value  float64 `json:"value"`
-	Unit   string  `json:"unit"`
-	Target string  `json:"target,omitempty"`
-	Met    *bool   `json:"met,omitempty"`
-	Note   string  `json:"note,omitempty"`
-}
+// Figure is one measured number, in the shape every offloadd benchmark writes.
+type Figure = report.Figure
 
 // Sample is one timed run of one method.
 type Sample struct {
