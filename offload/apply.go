@@ -36,6 +36,17 @@ func (e *Engine) Apply(ctx context.Context, flows []*flow.Flow, opt ApplyOptions
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("apply flows: %w", err)
 	}
+	var wait func()
+	res, err := e.apply(ctx, flows, opt, &wait)
+	if wait != nil {
+		// Durable before the caller hears of it; other callers may go on
+		// meanwhile, and their changes share the transaction.
+		wait()
+	}
+	return res, err
+}
+
+func (e *Engine) apply(ctx context.Context, flows []*flow.Flow, opt ApplyOptions, wait *func()) ([]Result, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
@@ -139,7 +150,7 @@ func (e *Engine) Apply(ctx context.Context, flows []*flow.Flow, opt ApplyOptions
 		r.Status = e.install(c, en)
 		saved = append(saved, StoredFlow{Flow: c.f, Generation: en.gen})
 	}
-	e.persist(saved)
+	*wait = e.persist(&persistOp{save: saved})
 	return results, nil
 }
 
@@ -173,14 +184,19 @@ func (e *Engine) install(c *change, en *entry) Status {
 	return st
 }
 
-// persist saves flows to the store, if any; a failure is logged, since
-// the flows are installed and the next change of each saves it again.
-func (e *Engine) persist(saved []StoredFlow) {
-	if e.store == nil || len(saved) == 0 {
-		return
+// persist queues a change of the desired state for the store, in the
+// engine's order (callers hold e.mu), and returns a wait for it to be
+// written, nil when there is nothing to write. A failure is logged: the
+// flows are installed, and the next change of each writes it again.
+func (e *Engine) persist(op *persistOp) func() {
+	if e.persister == nil || len(op.save) == 0 && len(op.del) == 0 {
+		return nil
 	}
-	if err := e.store.Save(saved); err != nil {
-		e.log.Error("persist desired state", "flows", len(saved), "err", err)
+	w := e.persister.enqueue(op)
+	return func() {
+		if err := w(); err != nil {
+			e.log.Error("persist desired state", "saved", len(op.save), "deleted", len(op.del), "err", err)
+		}
 	}
 }
 
@@ -311,6 +327,15 @@ func (e *Engine) Delete(ctx context.Context, ids []string) ([]DeleteResult, erro
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("delete flows: %w", err)
 	}
+	var wait func()
+	res, err := e.delete(ctx, ids, &wait)
+	if wait != nil {
+		wait()
+	}
+	return res, err
+}
+
+func (e *Engine) delete(ctx context.Context, ids []string, wait *func()) ([]DeleteResult, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
@@ -363,11 +388,7 @@ func (e *Engine) Delete(ctx context.Context, ids []string) ([]DeleteResult, erro
 			}
 		}
 	}
-	if e.store != nil && len(gone) > 0 {
-		if err := e.store.Delete(gone); err != nil {
-			e.log.Error("persist deletions", "flows", len(gone), "err", err)
-		}
-	}
+	*wait = e.persist(&persistOp{del: gone})
 	if freed {
 		e.signalFreed()
 	}

@@ -32,7 +32,9 @@ type Engine struct {
 	log   *slog.Logger
 	now   func() time.Time
 	store Store
-	devs  []nic.Device
+	// persister writes the store; nil without one.
+	persister *persister
+	devs      []nic.Device
 	// names are the devices' names, read once: Info may be costly.
 	names []string
 
@@ -102,6 +104,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if e.log == nil {
 		e.log = slog.Default()
+	}
+	if e.store != nil {
+		e.persister = newPersister(e.store)
 	}
 	if e.now == nil {
 		e.now = time.Now

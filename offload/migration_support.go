@@ -218,7 +218,9 @@ func (e *Engine) ApplyHeld(ctx context.Context, flows []StoredFlow, why string) 
 		r.Status = e.install(c, en)
 		saved = append(saved, StoredFlow{Flow: c.f, Generation: en.gen})
 	}
-	e.persist(saved)
+	if wait := e.persist(&persistOp{save: saved}); wait != nil {
+		wait()
+	}
 	return results, nil
 }
 

@@ -127,14 +127,18 @@ func (e *Engine) place(ctx context.Context, ens []*entry) {
 // Installed flows stay in place, so traffic keeps flowing across a restart.
 func (e *Engine) Close() error {
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	if e.closed {
+		e.mu.Unlock()
 		return nil
 	}
 	e.closed = true
 	for w := range e.watchers {
 		w.stop(ErrClosed)
 		delete(e.watchers, w)
+	}
+	e.mu.Unlock()
+	if e.persister != nil {
+		e.persister.close() // after every queued change is written
 	}
 	return nil
 }
