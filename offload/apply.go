@@ -53,39 +53,14 @@ func (e *Engine) apply(ctx context.Context, flows []*flow.Flow, opt ApplyOptions
 		return nil, fmt.Errorf("apply flows: %w", ErrClosed)
 	}
 
-	results := make([]Result, len(flows))
 	batch := make([]*flow.Flow, len(flows))
-	first := make(map[string]int, len(flows))
-	batchChains := map[chainKey]bool{}
-	invalid := 0
 	for i, in := range flows {
-		f := in
+		batch[i] = in
 		if !opt.Owned {
-			f = in.Clone()
-		}
-		flow.Normalize(f)
-		batch[i] = f
-		results[i].ID = f.ID
-		v := flow.Validate(f, portsView{e})
-		if j, dup := first[f.ID]; dup && f.ID != "" {
-			v = append(v, flow.Violation{Field: "id", Reason: fmt.Sprintf("duplicate of flows[%d] in the same batch", j)})
-		} else {
-			first[f.ID] = i
-		}
-		results[i].Violations = v
-		if len(v) == 0 {
-			batchChains[chainKey{f.Port, f.Chain}] = true
+			batch[i] = in.Clone()
 		}
 	}
-	for i, f := range batch {
-		if len(results[i].Violations) == 0 {
-			results[i].Violations = e.gotoViolations(f, batchChains)
-		}
-		if len(results[i].Violations) > 0 {
-			results[i].Outcome = OutcomeInvalid
-			invalid++
-		}
-	}
+	results, invalid := e.validateBatch(batch)
 	if opt.Atomic && invalid > 0 {
 		abortRest(results)
 		return results, fmt.Errorf("apply flows: %d of %d invalid: %w", invalid, len(flows), ErrBatchRejected)
@@ -152,6 +127,40 @@ func (e *Engine) apply(ctx context.Context, flows []*flow.Flow, opt ApplyOptions
 	}
 	*wait = e.persist(&persistOp{save: saved})
 	return results, nil
+}
+
+// validateBatch normalizes and validates batch in place against the node
+// and each other (duplicate IDs, goto targets the batch itself provides),
+// marking invalid flows; it returns the results and how many are invalid.
+func (e *Engine) validateBatch(batch []*flow.Flow) ([]Result, int) {
+	results := make([]Result, len(batch))
+	first := make(map[string]int, len(batch))
+	batchChains := map[chainKey]bool{}
+	for i, f := range batch {
+		flow.Normalize(f)
+		results[i].ID = f.ID
+		v := flow.Validate(f, portsView{e})
+		if j, dup := first[f.ID]; dup && f.ID != "" {
+			v = append(v, flow.Violation{Field: "id", Reason: fmt.Sprintf("duplicate of flows[%d] in the same batch", j)})
+		} else {
+			first[f.ID] = i
+		}
+		results[i].Violations = v
+		if len(v) == 0 {
+			batchChains[chainKey{f.Port, f.Chain}] = true
+		}
+	}
+	invalid := 0
+	for i, f := range batch {
+		if len(results[i].Violations) == 0 {
+			results[i].Violations = e.gotoViolations(f, batchChains)
+		}
+		if len(results[i].Violations) > 0 {
+			results[i].Outcome = OutcomeInvalid
+			invalid++
+		}
+	}
+	return results, invalid
 }
 
 // plan decides which plane a change tries first: hardware unless

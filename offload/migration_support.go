@@ -131,36 +131,11 @@ func (e *Engine) ApplyHeld(ctx context.Context, flows []StoredFlow, why string) 
 		return nil, fmt.Errorf("apply held flows: %w", ErrClosed)
 	}
 	hold := holdReason(why)
-	results := make([]Result, len(flows))
 	batch := make([]*flow.Flow, len(flows))
-	first := make(map[string]int, len(flows))
-	batchChains := map[chainKey]bool{}
 	for i, sf := range flows {
-		f := sf.Flow.Clone()
-		flow.Normalize(f)
-		batch[i] = f
-		results[i].ID = f.ID
-		v := flow.Validate(f, portsView{e})
-		if j, dup := first[f.ID]; dup && f.ID != "" {
-			v = append(v, flow.Violation{Field: "id", Reason: fmt.Sprintf("duplicate of flows[%d] in the same batch", j)})
-		} else {
-			first[f.ID] = i
-		}
-		results[i].Violations = v
-		if len(v) == 0 {
-			batchChains[chainKey{f.Port, f.Chain}] = true
-		}
+		batch[i] = sf.Flow.Clone()
 	}
-	invalid := 0
-	for i, f := range batch {
-		if len(results[i].Violations) == 0 {
-			results[i].Violations = e.gotoViolations(f, batchChains)
-		}
-		if len(results[i].Violations) > 0 {
-			results[i].Outcome = OutcomeInvalid
-			invalid++
-		}
-	}
+	results, invalid := e.validateBatch(batch)
 	if invalid > 0 {
 		abortRest(results)
 		return results, fmt.Errorf("apply held flows: %d of %d invalid: %w", invalid, len(flows), ErrBatchRejected)
