@@ -44,10 +44,22 @@ func FlowFromProto(p *v1.Flow, path string) (*flow.Flow, []flow.Violation) {
 	if m := p.GetMatch(); m != nil {
 		c.match(&f.Match, m)
 	}
-	for i, a := range p.GetActions() {
-		f.Actions = append(f.Actions, c.action(fmt.Sprintf("actions[%d]", i), a))
+	if as := p.GetActions(); len(as) > 0 {
+		f.Actions = make([]flow.Action, len(as))
+		for i, a := range as {
+			c.scope = actionPath(i)
+			f.Actions[i] = c.action(a)
+		}
+		c.scope = ""
 	}
 	flow.Normalize(f)
+	vs := flow.Validate(f, nil)
+	if len(c.out) == 0 {
+		for i := range vs {
+			vs[i].Field = WireField(f, vs[i].Field)
+		}
+		return f, prefixViolations(path, vs)
+	}
 	// Parse failures leave fields unset. Validate must not report those
 	// fields again ("a remote tunnel endpoint address is required"), nor
 	// report other fields for needing an eth_type or ip_proto that was
@@ -56,7 +68,7 @@ func FlowFromProto(p *v1.Flow, path string) (*flow.Flow, []flow.Violation) {
 	for _, v := range c.out {
 		seen[v.Field] = true
 	}
-	for _, v := range flow.Validate(f, nil) {
+	for _, v := range vs {
 		v.Field = WireField(f, v.Field)
 		switch {
 		case seen[v.Field]:
@@ -67,6 +79,21 @@ func FlowFromProto(p *v1.Flow, path string) (*flow.Flow, []flow.Violation) {
 		}
 	}
 	return f, prefixViolations(path, c.out)
+}
+
+// actionPaths are the common "actions[i]" paths, built once.
+var actionPaths = func() (ps [16]string) {
+	for i := range ps {
+		ps[i] = "actions[" + strconv.Itoa(i) + "]"
+	}
+	return ps
+}()
+
+func actionPath(i int) string {
+	if i < len(actionPaths) {
+		return actionPaths[i]
+	}
+	return "actions[" + strconv.Itoa(i) + "]"
 }
 
 // prefixViolations puts path in front of every Field.
@@ -168,11 +195,16 @@ func rewriteWireName(r *flow.Rewrite) string {
 	return ""
 }
 
-// conv collects violations with paths relative to the flow.
-type conv struct{ out []flow.Violation }
+// conv collects violations with paths relative to the flow. Inside an
+// action, fields are relative to scope ("actions[2]"), so that paths are
+// only built for violations.
+type conv struct {
+	out   []flow.Violation
+	scope string
+}
 
 func (c *conv) add(field, format string, args ...any) {
-	c.out = append(c.out, flow.Violation{Field: field, Reason: fmt.Sprintf(format, args...)})
+	c.out = append(c.out, flow.Violation{Field: joinPath(c.scope, field), Reason: fmt.Sprintf(format, args...)})
 }
 
 func (c *conv) err(field string, err error) { c.add(field, "%s", err.Error()) }
@@ -370,7 +402,7 @@ func (c *conv) match(m *flow.Match, p *v1.Match) {
 	m.CTMark = flow.Masked32{Value: v, Mask: mk}
 }
 
-func (c *conv) action(path string, p *v1.Action) flow.Action {
+func (c *conv) action(p *v1.Action) flow.Action {
 	var a flow.Action
 	switch x := p.GetAction().(type) {
 	case *v1.Action_Drop:
@@ -386,15 +418,15 @@ func (c *conv) action(path string, p *v1.Action) flow.Action {
 	case *v1.Action_VlanPush:
 		a.Kind = flow.ActVLANPush
 		q := x.VlanPush
-		if id, ok := c.uint(path+".vlan_push.id", q.GetId(), 4095); ok {
+		if id, ok := c.uint("vlan_push.id", q.GetId(), 4095); ok {
 			a.VLAN.ID = uint16(id)
 		}
-		if pr, ok := c.uint(path+".vlan_push.prio", q.GetPrio(), 7); ok {
+		if pr, ok := c.uint("vlan_push.prio", q.GetPrio(), 7); ok {
 			a.VLAN.Prio = uint8(pr)
 		}
 		if s := q.GetProto(); s != "" {
 			if v, err := parseEtherType(s); err != nil {
-				c.err(path+".vlan_push.proto", err)
+				c.err("vlan_push.proto", err)
 			} else {
 				a.VLAN.Proto = v
 			}
@@ -403,55 +435,55 @@ func (c *conv) action(path string, p *v1.Action) flow.Action {
 		a.Kind = flow.ActVLANPop
 	case *v1.Action_TunnelEncap:
 		a.Kind = flow.ActTunnelEncap
-		a.Encap = c.encap(path+".tunnel_encap", x.TunnelEncap)
+		a.Encap = c.encap(x.TunnelEncap)
 	case *v1.Action_TunnelDecap:
 		a.Kind = flow.ActTunnelDecap
 	case *v1.Action_Ct:
 		a.Kind = flow.ActCT
-		a.CT = c.ct(path+".ct", x.Ct)
+		a.CT = c.ct(x.Ct)
 	case *v1.Action_Goto:
 		a.Kind = flow.ActGoto
 		a.Chain = x.Goto.GetChain()
 	case *v1.Action_Rewrite:
 		a.Kind = flow.ActRewrite
-		a.Rewrite = c.rewrite(path+".rewrite", x.Rewrite)
+		a.Rewrite = c.rewrite(x.Rewrite)
 	case *v1.Action_Police:
 		a.Kind = flow.ActPolice
-		a.Police = c.police(path+".police", x.Police)
+		a.Police = c.police(x.Police)
 	default:
-		c.add(path, "no action set; set exactly one of drop, accept, redirect, mirror, vlan_push, vlan_pop, tunnel_encap, tunnel_decap, ct, goto, rewrite, police")
+		c.add("", "no action set; set exactly one of drop, accept, redirect, mirror, vlan_push, vlan_pop, tunnel_encap, tunnel_decap, ct, goto, rewrite, police")
 	}
 	return a
 }
 
-func (c *conv) encap(path string, p *v1.TunnelEncap) *flow.TunnelEncap {
+func (c *conv) encap(p *v1.TunnelEncap) *flow.TunnelEncap {
 	e := &flow.TunnelEncap{
 		VNI:    p.GetVni(),
-		Src:    c.addr(path+".src", p.GetSrc(), anyFamily),
-		Dst:    c.addr(path+".dst", p.GetDst(), anyFamily),
+		Src:    c.addr("tunnel_encap.src", p.GetSrc(), anyFamily),
+		Dst:    c.addr("tunnel_encap.dst", p.GetDst(), anyFamily),
 		NoCsum: p.GetNoCsum(),
 	}
-	if v, ok := c.uint(path+".dst_port", p.GetDstPort(), math.MaxUint16); ok {
+	if v, ok := c.uint("tunnel_encap.dst_port", p.GetDstPort(), math.MaxUint16); ok {
 		e.DstPort = uint16(v)
 	}
-	if v, ok := c.uint(path+".ttl", p.GetTtl(), 255); ok {
+	if v, ok := c.uint("tunnel_encap.ttl", p.GetTtl(), 255); ok {
 		e.TTL = uint8(v)
 	}
-	if v, ok := c.uint(path+".tos", p.GetTos(), 255); ok {
+	if v, ok := c.uint("tunnel_encap.tos", p.GetTos(), 255); ok {
 		e.TOS = uint8(v)
 	}
 	return e
 }
 
-func (c *conv) ct(path string, p *v1.Conntrack) *flow.CT {
+func (c *conv) ct(p *v1.Conntrack) *flow.CT {
 	ct := &flow.CT{Commit: p.GetCommit(), Clear: p.GetClear()}
-	if v, ok := c.uint(path+".zone", p.GetZone(), math.MaxUint16); ok {
+	if v, ok := c.uint("ct.zone", p.GetZone(), math.MaxUint16); ok {
 		ct.Zone = uint16(v)
 	}
-	v, mk := c.masked(path+".mark", p.Mark, p.GetMarkMask(), 32)
+	v, mk := c.masked("ct.mark", p.Mark, p.GetMarkMask(), 32)
 	ct.Mark = flow.Masked32{Value: v, Mask: mk}
 	if n := p.GetNat(); n != nil {
-		np := path + ".nat"
+
 		switch n.GetKind() {
 		case v1.NatKind_NAT_KIND_UNSPECIFIED:
 			ct.NAT.Kind = flow.NATNone
@@ -460,62 +492,62 @@ func (c *conv) ct(path string, p *v1.Conntrack) *flow.CT {
 		case v1.NatKind_NAT_KIND_DST:
 			ct.NAT.Kind = flow.NATDst
 		default:
-			c.add(np+".kind", "unknown NAT kind %d", int32(n.GetKind()))
+			c.add("ct.nat.kind", "unknown NAT kind %d", int32(n.GetKind()))
 		}
-		ct.NAT.AddrMin = c.addr(np+".addr_min", n.GetAddrMin(), anyFamily)
-		ct.NAT.AddrMax = c.addr(np+".addr_max", n.GetAddrMax(), anyFamily)
-		if v, ok := c.uint(np+".port_min", n.GetPortMin(), math.MaxUint16); ok {
+		ct.NAT.AddrMin = c.addr("ct.nat.addr_min", n.GetAddrMin(), anyFamily)
+		ct.NAT.AddrMax = c.addr("ct.nat.addr_max", n.GetAddrMax(), anyFamily)
+		if v, ok := c.uint("ct.nat.port_min", n.GetPortMin(), math.MaxUint16); ok {
 			ct.NAT.PortMin = uint16(v)
 		}
-		if v, ok := c.uint(np+".port_max", n.GetPortMax(), math.MaxUint16); ok {
+		if v, ok := c.uint("ct.nat.port_max", n.GetPortMax(), math.MaxUint16); ok {
 			ct.NAT.PortMax = uint16(v)
 		}
 		if n.GetKind() == v1.NatKind_NAT_KIND_UNSPECIFIED && (n.GetAddrMin() != "" || n.GetAddrMax() != "" || n.GetPortMin() != 0 || n.GetPortMax() != 0) {
-			c.add(np+".kind", "a NAT range needs kind NAT_KIND_SRC or NAT_KIND_DST")
+			c.add("ct.nat.kind", "a NAT range needs kind NAT_KIND_SRC or NAT_KIND_DST")
 		}
 	}
 	return ct
 }
 
-func (c *conv) rewrite(path string, p *v1.Rewrite) *flow.Rewrite {
+func (c *conv) rewrite(p *v1.Rewrite) *flow.Rewrite {
 	r := &flow.Rewrite{}
 	var err error
 	switch x := p.GetField().(type) {
 	case *v1.Rewrite_EthSrc:
 		r.Field = flow.RewriteEthSrc
 		if r.MAC, err = parseMAC(x.EthSrc); err != nil {
-			c.err(path+".eth_src", err)
+			c.err("rewrite.eth_src", err)
 		}
 	case *v1.Rewrite_EthDst:
 		r.Field = flow.RewriteEthDst
 		if r.MAC, err = parseMAC(x.EthDst); err != nil {
-			c.err(path+".eth_dst", err)
+			c.err("rewrite.eth_dst", err)
 		}
 	case *v1.Rewrite_Ipv4Src:
-		r.Field, r.IP = flow.RewriteIPSrc, c.reqAddr(path+".ipv4_src", x.Ipv4Src, ipv4)
+		r.Field, r.IP = flow.RewriteIPSrc, c.reqAddr("rewrite.ipv4_src", x.Ipv4Src, ipv4)
 	case *v1.Rewrite_Ipv4Dst:
-		r.Field, r.IP = flow.RewriteIPDst, c.reqAddr(path+".ipv4_dst", x.Ipv4Dst, ipv4)
+		r.Field, r.IP = flow.RewriteIPDst, c.reqAddr("rewrite.ipv4_dst", x.Ipv4Dst, ipv4)
 	case *v1.Rewrite_Ipv6Src:
-		r.Field, r.IP = flow.RewriteIPSrc, c.reqAddr(path+".ipv6_src", x.Ipv6Src, ipv6)
+		r.Field, r.IP = flow.RewriteIPSrc, c.reqAddr("rewrite.ipv6_src", x.Ipv6Src, ipv6)
 	case *v1.Rewrite_Ipv6Dst:
-		r.Field, r.IP = flow.RewriteIPDst, c.reqAddr(path+".ipv6_dst", x.Ipv6Dst, ipv6)
+		r.Field, r.IP = flow.RewriteIPDst, c.reqAddr("rewrite.ipv6_dst", x.Ipv6Dst, ipv6)
 	case *v1.Rewrite_TtlDec:
 		r.Field = flow.RewriteTTLDec
 		if !x.TtlDec {
-			c.add(path+".ttl_dec", "must be true; set another field to rewrite something else")
+			c.add("rewrite.ttl_dec", "must be true; set another field to rewrite something else")
 		}
 	case *v1.Rewrite_SrcPort:
 		r.Field = flow.RewriteSrcPort
-		if v, ok := c.uint(path+".src_port", x.SrcPort, math.MaxUint16); ok {
+		if v, ok := c.uint("rewrite.src_port", x.SrcPort, math.MaxUint16); ok {
 			r.Port = uint16(v)
 		}
 	case *v1.Rewrite_DstPort:
 		r.Field = flow.RewriteDstPort
-		if v, ok := c.uint(path+".dst_port", x.DstPort, math.MaxUint16); ok {
+		if v, ok := c.uint("rewrite.dst_port", x.DstPort, math.MaxUint16); ok {
 			r.Port = uint16(v)
 		}
 	default:
-		c.add(path, "no field set; set exactly one of eth_src, eth_dst, ipv4_src, ipv4_dst, ipv6_src, ipv6_dst, ttl_dec, src_port, dst_port")
+		c.add("rewrite", "no field set; set exactly one of eth_src, eth_dst, ipv4_src, ipv4_dst, ipv6_src, ipv6_dst, ttl_dec, src_port, dst_port")
 		return nil
 	}
 	return r
@@ -541,7 +573,7 @@ func (c *conv) reqAddr(field, s string, fam family) netip.Addr {
 	return a
 }
 
-func (c *conv) police(path string, p *v1.Police) *flow.Police {
+func (c *conv) police(p *v1.Police) *flow.Police {
 	pl := &flow.Police{
 		RateBytes:   p.GetRateBytesPerSec(),
 		RatePackets: p.GetRatePktsPerSec(),
@@ -555,8 +587,8 @@ func (c *conv) police(path string, p *v1.Police) *flow.Police {
 		// The wire enum and flow.Verdict share their numbering.
 		return flow.Verdict(v)
 	}
-	pl.Conform = verdict(path+".conform", p.GetConform())
-	pl.Exceed = verdict(path+".exceed", p.GetExceed())
+	pl.Conform = verdict("police.conform", p.GetConform())
+	pl.Exceed = verdict("police.exceed", p.GetExceed())
 	return pl
 }
 

@@ -55,35 +55,38 @@ func (fs *flowService) fail(op string, err error) error {
 // ApplyFlows converts every flow, applies the valid ones through the
 // engine and merges the results back into request order.
 func (fs *flowService) ApplyFlows(ctx context.Context, req *v1.ApplyFlowsRequest) (*v1.ApplyFlowsResponse, error) {
-	n := len(req.GetFlows())
+	return fs.applyFlows(ctx, batchFromProto(req))
+}
+
+func (fs *flowService) applyFlows(ctx context.Context, b *applyBatch) (*v1.ApplyFlowsResponse, error) {
+	n := len(b.flows)
 	resp := &v1.ApplyFlowsResponse{Results: make([]*v1.ApplyResult, n)}
 	var (
-		valid   []*flow.Flow
-		index   []int // request position of valid[k]
+		valid   = make([]*flow.Flow, 0, n)
+		index   = make([]int, 0, n) // request position of valid[k]
 		invalid int
 		first   = make(map[string]int, n)
 	)
-	for i, p := range req.GetFlows() {
-		path := fmt.Sprintf("flows[%d]", i)
-		f, vs := FlowFromProto(p, path)
+	for i, f := range b.flows {
+		vs := b.violations[i]
 		if j, dup := first[f.ID]; dup && f.ID != "" {
-			vs = append(vs, flow.Violation{Field: path + ".id", Reason: fmt.Sprintf("duplicate of flows[%d] in the same batch", j)})
+			vs = append(vs, flow.Violation{Field: "id", Reason: fmt.Sprintf("duplicate of flows[%d] in the same batch", j)})
 		} else {
 			first[f.ID] = i
 		}
 		if len(vs) > 0 {
-			resp.Results[i] = &v1.ApplyResult{Id: p.GetId(), Outcome: v1.ApplyOutcome_APPLY_OUTCOME_INVALID, Violations: violationsToProto(f, path, vs)}
+			path := fmt.Sprintf("flows[%d]", i)
+			resp.Results[i] = &v1.ApplyResult{Id: b.ids[i], Outcome: v1.ApplyOutcome_APPLY_OUTCOME_INVALID, Violations: violationsToProto(f, path, prefixViolations(path, vs))}
 			invalid++
 			continue
 		}
 		valid = append(valid, f)
 		index = append(index, i)
 	}
-	atomic := req.GetAtomic()
-	if atomic && invalid > 0 {
+	if b.atomic && invalid > 0 {
 		for i, r := range resp.Results {
 			if r == nil {
-				resp.Results[i] = &v1.ApplyResult{Id: req.GetFlows()[i].GetId(), Outcome: v1.ApplyOutcome_APPLY_OUTCOME_ABORTED}
+				resp.Results[i] = &v1.ApplyResult{Id: b.ids[i], Outcome: v1.ApplyOutcome_APPLY_OUTCOME_ABORTED}
 			}
 		}
 		return nil, rejected(resp, nil)
@@ -95,7 +98,7 @@ func (fs *flowService) ApplyFlows(ctx context.Context, req *v1.ApplyFlowsRequest
 	if len(valid) > 0 {
 		var err error
 		// The flows were converted for this call alone: hand them over.
-		results, err = fs.s.engine.Apply(ctx, valid, offload.ApplyOptions{Atomic: atomic, Owned: true})
+		results, err = fs.s.engine.Apply(ctx, valid, offload.ApplyOptions{Atomic: b.atomic, Owned: true})
 		if err != nil && !errors.Is(err, offload.ErrBatchRejected) {
 			return nil, fs.fail("apply flows", err)
 		}
@@ -108,11 +111,11 @@ func (fs *flowService) ApplyFlows(ctx context.Context, req *v1.ApplyFlowsRequest
 	for k, r := range results {
 		i := index[k]
 		out := &v1.ApplyResult{
-			Id:      req.GetFlows()[i].GetId(),
+			Id:      b.ids[i],
 			Outcome: outcomeToProto(r.Outcome),
 			Status:  statusToProto(r.Status),
 		}
-		if req.GetIncludeFlows() && out.Status != nil {
+		if b.includeFlows && out.Status != nil {
 			out.Status.Flow = FlowToProto(r.Status.Flow)
 		}
 		if len(r.Violations) > 0 {
@@ -124,7 +127,7 @@ func (fs *flowService) ApplyFlows(ctx context.Context, req *v1.ApplyFlowsRequest
 		}
 		resp.Results[i] = out
 	}
-	if atomic && (engineRejected || rejectedBatch(resp)) {
+	if b.atomic && (engineRejected || rejectedBatch(resp)) {
 		fs.s.log.Info("atomic batch rejected", "flows", n, "failed", len(failures))
 		return nil, rejected(resp, failures)
 	}

@@ -90,7 +90,7 @@ func (s *Server) SetServing(ok bool) {
 // Register registers FlowService, NodeService, grpc.health.v1.Health and
 // server reflection on gs.
 func (s *Server) Register(gs *grpc.Server) {
-	v1.RegisterFlowServiceServer(gs, &flowService{s: s})
+	gs.RegisterService(flowServiceDesc(), &flowService{s: s})
 	v1.RegisterNodeServiceServer(gs, &nodeService{s: s})
 	healthpb.RegisterHealthServer(gs, s.health)
 	reflection.Register(gs)

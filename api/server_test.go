@@ -39,11 +39,17 @@ type harness struct {
 
 func newHarness(t *testing.T, devs ...nic.Device) *harness {
 	t.Helper()
+	return newHarnessWith(t, nil, devs...)
+}
+
+// newHarnessWith serves with the given server options.
+func newHarnessWith(t *testing.T, opts []grpc.ServerOption, devs ...nic.Device) *harness {
+	t.Helper()
 	h := &harness{engine: newFakeEngine()}
 	h.server = NewServer(h.engine, fakeNode(devs), WithHostname("node-1"), WithVersion("v0.1.0"),
 		WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	lis := bufconn.Listen(1 << 20)
-	h.gs = grpc.NewServer()
+	h.gs = grpc.NewServer(opts...)
 	h.server.Register(h.gs)
 	go func() { _ = h.gs.Serve(lis) }()
 	t.Cleanup(h.gs.Stop)

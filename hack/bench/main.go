@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"runtime/pprof"
 
 	"github.com/offloadd/offloadd/hack/bench/report"
@@ -28,12 +29,23 @@ func main() {
 	batch := flag.Int("batch", 1000, "flows per ApplyFlows batch")
 	memFlows := flag.Int("mem-flows", 1000000, "flows for the memory run")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run here")
+	memProfile := flag.String("memprofile", "", "write an allocation profile of the whole run here")
+	only := flag.String("only", "", "run one part: insertion, grpc, restart or memory (default all)")
 	flag.Parse()
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		check(err)
 		check(pprof.StartCPUProfile(f))
 		defer pprof.StopCPUProfile()
+	}
+	if *memProfile != "" {
+		runtime.MemProfileRate = 4096
+		defer func() {
+			f, err := os.Create(*memProfile)
+			check(err)
+			check(pprof.Lookup("allocs").WriteTo(f, 0))
+			check(f.Close())
+		}()
 	}
 	ctx := context.Background()
 
@@ -44,23 +56,34 @@ func main() {
 	}
 	step := func(name string) { fmt.Fprintf(os.Stderr, "== %s\n", name) }
 
-	step(fmt.Sprintf("insertion: %d flows in batches of %d", *nFlows, *batch))
-	ins, err := insertion(ctx, *nFlows, *batch)
-	check(err)
-	for _, f := range ins {
-		add(f)
+	parts := []struct {
+		name, title string
+		run         func() ([]Figure, error)
+	}{
+		{"insertion", fmt.Sprintf("insertion: %d flows in batches of %d", *nFlows, *batch),
+			func() ([]Figure, error) { return insertion(ctx, *nFlows, *batch, sideBoth) }},
+		{"grpc", fmt.Sprintf("insertion over gRPC only: %d flows in batches of %d", *nFlows, *batch),
+			func() ([]Figure, error) { return insertion(ctx, *nFlows, *batch, sideGRPC) }},
+		{"restart", fmt.Sprintf("restart: load and place %d persisted flows", *nFlows),
+			func() ([]Figure, error) { return restart(ctx, *nFlows, *batch) }},
+		{"memory", fmt.Sprintf("memory: %d flows", *memFlows),
+			func() ([]Figure, error) { return memory(ctx, *memFlows, *batch) }},
 	}
-	step(fmt.Sprintf("restart: load and place %d persisted flows", *nFlows))
-	rs, err := restart(ctx, *nFlows, *batch)
-	check(err)
-	for _, f := range rs {
-		add(f)
+	ran := false
+	for _, p := range parts {
+		if *only == "" && p.name == "grpc" || *only != "" && *only != p.name {
+			continue
+		}
+		ran = true
+		step(p.title)
+		figs, err := p.run()
+		check(err)
+		for _, f := range figs {
+			add(f)
+		}
 	}
-	step(fmt.Sprintf("memory: %d flows", *memFlows))
-	mem, err := memory(ctx, *memFlows, *batch)
-	check(err)
-	for _, f := range mem {
-		add(f)
+	if !ran {
+		check(fmt.Errorf("-only %q: no such part", *only))
 	}
 
 	path, err := rep.Write(*out, "bench.json")

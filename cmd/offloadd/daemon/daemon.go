@@ -100,7 +100,7 @@ func New(cfg Config, log *slog.Logger) (*Daemon, error) {
 		return nil, err
 	}
 	d.engine = eng
-	d.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(MaxMsgSize), grpc.MaxSendMsgSize(MaxMsgSize))
+	d.grpc = grpc.NewServer(append(api.ServerOptions(), grpc.MaxRecvMsgSize(MaxMsgSize), grpc.MaxSendMsgSize(MaxMsgSize))...)
 	d.api = api.NewServer(eng, eng, api.WithLogger(log), api.WithVersion(Version))
 	d.api.Register(d.grpc)
 	if err := d.wireDatapathAndMigration(cfg, emu); err != nil {

@@ -1,0 +1,89 @@
+package api
+
+import (
+	"context"
+	"slices"
+
+	v1 "github.com/offloadd/offloadd/api/offloadd/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/proto"
+)
+
+// ServerOptions are the gRPC server options the API wants: a codec that
+// decodes ApplyFlows requests straight into domain flows (protobuf for
+// everything else). A server without them works the same, only slower.
+func ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{grpc.ForceServerCodecV2(codec{proto: encoding.GetCodecV2("proto")})}
+}
+
+// codec is protobuf with a fast path for ApplyFlows requests.
+type codec struct{ proto encoding.CodecV2 }
+
+func (c codec) Marshal(v any) (mem.BufferSlice, error) { return c.proto.Marshal(v) }
+
+func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
+	r, ok := v.(*applyFlowsRequest)
+	if !ok {
+		return c.proto.Unmarshal(data, v)
+	}
+	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
+	defer buf.Free()
+	if b, ok := decodeApplyFlows(buf.ReadOnlyData()); ok {
+		r.batch = b
+		return nil
+	}
+	return proto.Unmarshal(buf.ReadOnlyData(), r.ApplyFlowsRequest)
+}
+
+func (codec) Name() string { return "proto" }
+
+// applyFlowsRequest is what the ApplyFlows handler decodes into: the
+// converted batch with the server's codec, the protobuf message with any
+// other.
+type applyFlowsRequest struct {
+	*v1.ApplyFlowsRequest
+	batch *applyBatch
+}
+
+func (r *applyFlowsRequest) toBatch() *applyBatch {
+	if r.batch != nil {
+		return r.batch
+	}
+	return batchFromProto(r.ApplyFlowsRequest)
+}
+
+// flowServiceDesc is FlowService with ApplyFlows served by
+// applyFlowsHandler.
+func flowServiceDesc() *grpc.ServiceDesc {
+	desc := v1.FlowService_ServiceDesc
+	desc.Methods = slices.Clone(desc.Methods)
+	for i := range desc.Methods {
+		if desc.Methods[i].MethodName == "ApplyFlows" {
+			desc.Methods[i].Handler = applyFlowsHandler
+		}
+	}
+	return &desc
+}
+
+// applyFlowsHandler decodes with the fast path unless an interceptor is
+// installed: interceptors see the protobuf request as usual.
+func applyFlowsHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+	fs := srv.(*flowService)
+	if interceptor != nil {
+		in := new(v1.ApplyFlowsRequest)
+		if err := dec(in); err != nil {
+			return nil, err
+		}
+		info := &grpc.UnaryServerInfo{Server: srv, FullMethod: v1.FlowService_ApplyFlows_FullMethodName}
+		return interceptor(ctx, in, info, func(ctx context.Context, req any) (any, error) {
+			return fs.ApplyFlows(ctx, req.(*v1.ApplyFlowsRequest))
+		})
+	}
+	in := &applyFlowsRequest{ApplyFlowsRequest: new(v1.ApplyFlowsRequest)}
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	return fs.applyFlows(ctx, in.toBatch())
+}
