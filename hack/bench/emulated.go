@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
@@ -138,7 +139,10 @@ func insertion(ctx context.Context, n, batch, sides int) ([]Figure, error) {
 	if err != nil {
 		return nil, err
 	}
-	var best [2]time.Duration
+	var (
+		best    [2]time.Duration
+		bestCPU [2]time.Duration
+	)
 	for round := range 2 {
 		for side := range 2 {
 			if sides == sideGRPC && side == 0 {
@@ -153,35 +157,52 @@ func insertion(ctx context.Context, n, batch, sides int) ([]Figure, error) {
 				return nil, err
 			}
 			var took time.Duration
+			cpu0 := cpuTime()
 			if side == 0 {
 				took, err = applyInProcess(ctx, d.Engine(), dflows, batch)
 			} else {
 				took, err = applyGRPC(ctx, sock, pflows, batch)
 			}
+			cpu := cpuTime() - cpu0
 			d.Shutdown(ctx)
 			os.RemoveAll(dir)
 			if err != nil {
 				return nil, fmt.Errorf("insertion round %d: %w", round, err)
 			}
 			if best[side] == 0 || took < best[side] {
-				best[side] = took
+				best[side], bestCPU[side] = took, cpu
 			}
 			runtime.GC()
 		}
 	}
 	grpcRate := float64(n) / best[1].Seconds()
-	grpcFig := Figure{Name: fmt.Sprintf("apply over gRPC (unix socket, %d batches in flight)", inflight), Value: grpcRate, Unit: "flows/s", Target: ">= 250000", Met: met(grpcRate >= 250000)}
+	grpcFig := Figure{Name: fmt.Sprintf("apply over gRPC (unix socket, %d batches in flight)", inflight), Value: grpcRate, Unit: "flows/s", Target: ">= 250000", Met: met(grpcRate >= 250000),
+		Note: fmt.Sprintf("%.2f µs CPU per flow, client included (%.0f%% of %d cores)", us(bestCPU[1], n), 100*bestCPU[1].Seconds()/best[1].Seconds()/float64(runtime.NumCPU()), runtime.NumCPU())}
 	if sides == sideGRPC {
 		return []Figure{grpcFig}, nil
 	}
 	inproc := float64(n) / best[0].Seconds()
+	inprocFig := Figure{Name: "apply in-process (engine, persisted)", Value: inproc, Unit: "flows/s",
+		Note: fmt.Sprintf("%.2f µs CPU per flow", us(bestCPU[0], n))}
 	ratio := best[1].Seconds() / best[0].Seconds()
 	return []Figure{
-		{Name: "apply in-process (engine, persisted)", Value: inproc, Unit: "flows/s"},
+		inprocFig,
 		grpcFig,
 		{Name: "gRPC time / in-process time", Value: ratio, Unit: "x", Target: "<= 1.5", Met: met(ratio <= 1.5)},
 	}, nil
 }
+
+// cpuTime is the CPU time this process has used, user and system.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// us is d per item in microseconds.
+func us(d time.Duration, n int) float64 { return float64(d.Microseconds()) / float64(n) }
 
 // restart persists n flows, stops the daemon, and times a new daemon from
 // start to serving with every flow placed again.

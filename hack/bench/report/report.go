@@ -62,19 +62,32 @@ func (r *Report) Write(dir, name string) (string, error) {
 	return path, os.WriteFile(path, append(data, '\n'), 0o644)
 }
 
-// Print writes the machine line and the figures as a table.
+// Print writes the machine line and the figures as a table; notes follow
+// it, numbered.
 func (r *Report) Print(w io.Writer) {
 	fmt.Fprintf(w, "\nmachine: %s, %s cores, Go %s\n\n", r.Machine["cpu"], r.Machine["cores"], r.Machine["go"])
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "FIGURE\tVALUE\tUNIT\tTARGET\tMET")
+	var notes []string
 	for _, f := range r.Figures {
 		met := ""
 		if f.Met != nil {
 			met = map[bool]string{true: "yes", false: "NO"}[*f.Met]
 		}
-		fmt.Fprintf(tw, "%s\t%.2f\t%s\t%s\t%s\n", f.Name, f.Value, f.Unit, f.Target, met)
+		name := f.Name
+		if f.Note != "" {
+			notes = append(notes, f.Note)
+			name = fmt.Sprintf("%s [%d]", name, len(notes))
+		}
+		fmt.Fprintf(tw, "%s\t%.2f\t%s\t%s\t%s\n", name, f.Value, f.Unit, f.Target, met)
 	}
 	tw.Flush()
+	if len(notes) > 0 {
+		fmt.Fprintln(w)
+	}
+	for i, n := range notes {
+		fmt.Fprintf(w, "[%d] %s\n", i+1, n)
+	}
 }
 
 // Machine describes this machine: CPU model, cores, Go version, date.
