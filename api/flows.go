@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // List page sizes.
@@ -108,12 +109,16 @@ func (fs *flowService) applyFlows(ctx context.Context, b *applyBatch) (*v1.Apply
 		}
 	}
 	var failures []error
+	// One allocation per message type for the whole batch.
+	outs := make([]v1.ApplyResult, len(results))
+	statuses := make([]v1.FlowStatus, len(results))
+	stamps := make([]timestamppb.Timestamp, len(results))
 	for k, r := range results {
 		i := index[k]
-		out := &v1.ApplyResult{
-			Id:      b.ids[i],
-			Outcome: outcomeToProto(r.Outcome),
-			Status:  statusToProto(r.Status),
+		out := &outs[k]
+		out.Id, out.Outcome = b.ids[i], outcomeToProto(r.Outcome)
+		if r.Status.Flow != nil {
+			out.Status = statusInto(&statuses[k], &stamps[k], r.Status)
 		}
 		if b.includeFlows && out.Status != nil {
 			out.Status.Flow = FlowToProto(r.Status.Flow)

@@ -105,15 +105,23 @@ func statusToProto(s offload.Status) *v1.FlowStatus {
 	if s.Flow == nil {
 		return nil
 	}
-	return &v1.FlowStatus{
-		State:      StateToProto(s.State),
-		Reasons:    reasonsToProto(s.Flow, s.Reasons),
-		Generation: s.Generation,
-		Hardware:   countersToProto(s.HW),
-		Software:   countersToProto(s.SW),
-		Device:     s.Device,
-		Updated:    timestamp(s.Updated),
+	return statusInto(new(v1.FlowStatus), new(timestamppb.Timestamp), s)
+}
+
+// statusInto fills st (and ts for its update time) from s and returns st;
+// batches pass elements of slices to save an allocation each.
+func statusInto(st *v1.FlowStatus, ts *timestamppb.Timestamp, s offload.Status) *v1.FlowStatus {
+	st.State = StateToProto(s.State)
+	st.Reasons = reasonsToProto(s.Flow, s.Reasons)
+	st.Generation = s.Generation
+	st.Hardware = countersToProto(s.HW)
+	st.Software = countersToProto(s.SW)
+	st.Device = s.Device
+	if !s.Updated.IsZero() {
+		ts.Seconds, ts.Nanos = s.Updated.Unix(), int32(s.Updated.Nanosecond())
+		st.Updated = ts
 	}
+	return st
 }
 
 // violationsToProto converts violations about f (paths relative to f, or
