@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -59,18 +60,51 @@ func toDomain(ps []*v1.Flow) ([]*flow.Flow, error) {
 
 func applyInProcess(ctx context.Context, e *offload.Engine, flows []*flow.Flow, batch int) (time.Duration, error) {
 	start := time.Now()
-	for i := 0; i < len(flows); i += batch {
+	err := inFlight(len(flows), batch, func(i int) error {
 		rs, err := e.Apply(ctx, flows[i:min(i+batch, len(flows))], offload.ApplyOptions{})
 		if err != nil {
-			return 0, err
+			return err
 		}
 		for _, r := range rs {
 			if r.Outcome != offload.OutcomeCreated || r.Status.State != offload.StateHardware {
-				return 0, fmt.Errorf("flow %s: %s %s", r.ID, r.Outcome, r.Status.State)
+				return fmt.Errorf("flow %s: %s %s", r.ID, r.Outcome, r.Status.State)
 			}
 		}
+		return nil
+	})
+	return time.Since(start), err
+}
+
+// inFlight calls apply for every batch offset of n flows from inflight
+// goroutines, as a controller keeps a few batches in flight so that
+// decoding the next overlaps applying and persisting this one.
+func inFlight(n, batch int, apply func(off int) error) error {
+	next := make(chan int)
+	errs := make(chan error, inflight)
+	for range inflight {
+		go func() {
+			for i := range next {
+				if err := apply(i); err != nil {
+					errs <- err
+					for range next {
+					}
+					return
+				}
+			}
+			errs <- nil
+		}()
 	}
-	return time.Since(start), nil
+	for i := 0; i < n; i += batch {
+		next <- i
+	}
+	close(next)
+	var first error
+	for range inflight {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 func applyGRPC(ctx context.Context, sock string, flows []*v1.Flow, batch int) (time.Duration, error) {
@@ -81,48 +115,25 @@ func applyGRPC(ctx context.Context, sock string, flows []*v1.Flow, batch int) (t
 	}
 	defer conn.Close()
 	c := v1.NewFlowServiceClient(conn)
-	// A controller keeps a few batches in flight, so decoding the next
-	// batch overlaps applying (and persisting) this one.
-	next := make(chan int)
-	errs := make(chan error, inflight)
 	start := time.Now()
-	for range inflight {
-		go func() {
-			for i := range next {
-				resp, err := c.ApplyFlows(ctx, &v1.ApplyFlowsRequest{Flows: flows[i:min(i+batch, len(flows))]})
-				if err == nil {
-					for _, r := range resp.GetResults() {
-						if r.GetOutcome() != v1.ApplyOutcome_APPLY_OUTCOME_CREATED {
-							err = fmt.Errorf("flow %s: %s %s", r.GetId(), r.GetOutcome(), r.GetError())
-							break
-						}
-					}
-				}
-				if err != nil {
-					errs <- err
-					for range next {
-					}
-					return
-				}
-			}
-			errs <- nil
-		}()
-	}
-	for i := 0; i < len(flows); i += batch {
-		next <- i
-	}
-	close(next)
-	var first error
-	for range inflight {
-		if err := <-errs; err != nil && first == nil {
-			first = err
+	err = inFlight(len(flows), batch, func(i int) error {
+		resp, err := c.ApplyFlows(ctx, &v1.ApplyFlowsRequest{Flows: flows[i:min(i+batch, len(flows))]})
+		if err != nil {
+			return err
 		}
-	}
-	return time.Since(start), first
+		for _, r := range resp.GetResults() {
+			if r.GetOutcome() != v1.ApplyOutcome_APPLY_OUTCOME_CREATED {
+				return fmt.Errorf("flow %s: %s %s", r.GetId(), r.GetOutcome(), r.GetError())
+			}
+		}
+		return nil
+	})
+	return time.Since(start), err
 }
 
-// inflight is how many ApplyFlows calls the gRPC client keeps open.
-const inflight = 4
+// inflight is how many batches the client keeps in flight, over gRPC
+// and in-process alike.
+var inflight = 4
 
 // Which sides an insertion run measures.
 const (
@@ -130,21 +141,34 @@ const (
 	sideGRPC
 )
 
-// insertion applies n flows in-process and over gRPC, twice each, keeping
-// each side's best run, with desired state persisted as the daemon does.
+// insertionRounds is how many times each side of the insertion run goes.
+const insertionRounds = 3
+
+// insertion applies n flows in-process and over gRPC, alternating, with
+// the same batches in flight and desired state persisted as the daemon
+// does. Rates are each side's best round; the ratio is the median of the
+// rounds' own ratios, so that both sides of it saw the same machine.
 // With sideGRPC it runs the gRPC side only (for profiling).
 func insertion(ctx context.Context, n, batch, sides int) ([]Figure, error) {
 	pflows := benchFlows(n, "")
-	dflows, err := toDomain(pflows)
-	if err != nil {
-		return nil, err
+	var dflows []*flow.Flow
+	if sides != sideGRPC {
+		var err error
+		if dflows, err = toDomain(pflows); err != nil {
+			return nil, err
+		}
 	}
 	var (
 		best    [2]time.Duration
 		bestCPU [2]time.Duration
+		ratios  []float64
 	)
-	for round := range 2 {
+	for round := range insertionRounds {
+		var took [2]time.Duration
 		for side := range 2 {
+			if round%2 == 1 {
+				side = 1 - side // alternate which side goes first
+			}
 			if sides == sideGRPC && side == 0 {
 				continue
 			}
@@ -156,12 +180,11 @@ func insertion(ctx context.Context, n, batch, sides int) ([]Figure, error) {
 			if err != nil {
 				return nil, err
 			}
-			var took time.Duration
 			cpu0 := cpuTime()
 			if side == 0 {
-				took, err = applyInProcess(ctx, d.Engine(), dflows, batch)
+				took[side], err = applyInProcess(ctx, d.Engine(), dflows, batch)
 			} else {
-				took, err = applyGRPC(ctx, sock, pflows, batch)
+				took[side], err = applyGRPC(ctx, sock, pflows, batch)
 			}
 			cpu := cpuTime() - cpu0
 			d.Shutdown(ctx)
@@ -169,27 +192,40 @@ func insertion(ctx context.Context, n, batch, sides int) ([]Figure, error) {
 			if err != nil {
 				return nil, fmt.Errorf("insertion round %d: %w", round, err)
 			}
-			if best[side] == 0 || took < best[side] {
-				best[side], bestCPU[side] = took, cpu
+			if best[side] == 0 || took[side] < best[side] {
+				best[side], bestCPU[side] = took[side], cpu
 			}
 			runtime.GC()
+		}
+		if took[0] > 0 {
+			ratios = append(ratios, took[1].Seconds()/took[0].Seconds())
 		}
 	}
 	grpcRate := float64(n) / best[1].Seconds()
 	grpcFig := Figure{Name: fmt.Sprintf("apply over gRPC (unix socket, %d batches in flight)", inflight), Value: grpcRate, Unit: "flows/s", Target: ">= 250000", Met: met(grpcRate >= 250000),
-		Note: fmt.Sprintf("%.2f µs CPU per flow, client included (%.0f%% of %d cores)", us(bestCPU[1], n), 100*bestCPU[1].Seconds()/best[1].Seconds()/float64(runtime.NumCPU()), runtime.NumCPU())}
+		Note: fmt.Sprintf("best of %d; %.2f µs CPU per flow, client included (%.0f%% of %d cores)", insertionRounds, us(bestCPU[1], n), 100*bestCPU[1].Seconds()/best[1].Seconds()/float64(runtime.NumCPU()), runtime.NumCPU())}
 	if sides == sideGRPC {
 		return []Figure{grpcFig}, nil
 	}
 	inproc := float64(n) / best[0].Seconds()
-	inprocFig := Figure{Name: "apply in-process (engine, persisted)", Value: inproc, Unit: "flows/s",
-		Note: fmt.Sprintf("%.2f µs CPU per flow", us(bestCPU[0], n))}
-	ratio := best[1].Seconds() / best[0].Seconds()
+	inprocFig := Figure{Name: fmt.Sprintf("apply in-process (engine, persisted, %d batches in flight)", inflight), Value: inproc, Unit: "flows/s",
+		Note: fmt.Sprintf("best of %d; %.2f µs CPU per flow", insertionRounds, us(bestCPU[0], n))}
+	slices.Sort(ratios)
+	ratio := ratios[len(ratios)/2]
 	return []Figure{
 		inprocFig,
 		grpcFig,
-		{Name: "gRPC time / in-process time", Value: ratio, Unit: "x", Target: "<= 1.5", Met: met(ratio <= 1.5)},
+		{Name: "gRPC time / in-process time", Value: ratio, Unit: "x", Target: "<= 1.5", Met: met(ratio <= 1.5),
+			Note: fmt.Sprintf("median of the rounds' ratios %s", fmtRatios(ratios))},
 	}, nil
+}
+
+func fmtRatios(rs []float64) string {
+	parts := make([]string, len(rs))
+	for i, r := range rs {
+		parts[i] = strconv.FormatFloat(r, 'f', 2, 64)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // cpuTime is the CPU time this process has used, user and system.

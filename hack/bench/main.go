@@ -30,6 +30,7 @@ func main() {
 	memFlows := flag.Int("mem-flows", 1000000, "flows for the memory run")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run here")
 	memProfile := flag.String("memprofile", "", "write an allocation profile of the whole run here")
+	flag.IntVar(&inflight, "inflight", inflight, "batches the client keeps in flight")
 	only := flag.String("only", "", "run one part: insertion, grpc, restart or memory (default all)")
 	flag.Parse()
 	if *cpuProfile != "" {

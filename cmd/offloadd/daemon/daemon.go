@@ -100,7 +100,13 @@ func New(cfg Config, log *slog.Logger) (*Daemon, error) {
 		return nil, err
 	}
 	d.engine = eng
-	d.grpc = grpc.NewServer(append(api.ServerOptions(), grpc.MaxRecvMsgSize(MaxMsgSize), grpc.MaxSendMsgSize(MaxMsgSize))...)
+	// Controllers send batches of thousands of flows, several in flight:
+	// windows of 1 and 4 MiB (not gRPC's 64 KiB start) let them stream
+	// without waiting on flow-control updates, and bigger reads mean fewer
+	// syscalls per batch.
+	d.grpc = grpc.NewServer(append(api.ServerOptions(),
+		grpc.MaxRecvMsgSize(MaxMsgSize), grpc.MaxSendMsgSize(MaxMsgSize),
+		grpc.InitialWindowSize(1<<20), grpc.InitialConnWindowSize(4<<20), grpc.ReadBufferSize(256<<10))...)
 	d.api = api.NewServer(eng, eng, api.WithLogger(log), api.WithVersion(Version))
 	d.api.Register(d.grpc)
 	if err := d.wireDatapathAndMigration(cfg, emu); err != nil {
