@@ -10,5 +10,5 @@
 // of one VM boot are the figures to read. Results go to stdout as one
 // table and to a JSON file.
 //
-//	kernel [-sizes 10000,50000] [-repeat 3] [-devs 4] [-restart 10000] [-out kernel.json]
+//	kernel [-sizes 10000,50000] [-repeat 5] [-devs 4] [-restart 10000] [-out kernel.json]
 package main

@@ -31,7 +31,7 @@ func parseFlags(args []string) (config, error) {
 	sizes := fs.String("sizes", "10000,50000", "rule counts to insert, comma separated")
 	methods := fs.String("methods", "all", "methods to run, comma separated keys (e,a,b,c,d,a-echo,e-echo,device,c-par) or all")
 	c := config{}
-	fs.IntVar(&c.repeat, "repeat", 3, "runs per method and size, interleaved; figures are medians")
+	fs.IntVar(&c.repeat, "repeat", 5, "runs per method and size, interleaved; figures are medians")
 	fs.IntVar(&c.devs, "devs", 4, "devices (veths) the rules are spread over")
 	fs.IntVar(&c.workers, "workers", 0, "sockets or tc processes for the parallel methods (0: one per CPU)")
 	fs.IntVar(&c.restart, "restart", 10000, "rules for the restart run (0: skip it)")
