@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -10,6 +11,7 @@ import (
 	v1 "github.com/offloadd/offloadd/api/offloadd/v1"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -236,4 +238,24 @@ func TestApplyFlowsCodecAgrees(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestApplyFlowsInterceptorSeesRequest: with an interceptor installed, the
+// handler decodes the protobuf request so that the interceptor sees it.
+func TestApplyFlowsInterceptorSeesRequest(t *testing.T) {
+	var seen *v1.ApplyFlowsRequest
+	intercept := grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		if r, ok := req.(*v1.ApplyFlowsRequest); ok {
+			seen = r
+		}
+		return h(ctx, req)
+	})
+	h := newHarnessWith(t, append(ServerOptions(), intercept))
+	req := canonicalRequest(t)
+	req.Atomic = false
+	resp, err := h.flows.ApplyFlows(ctx(t), req)
+	require.NoError(t, err)
+	require.Len(t, resp.GetResults(), len(req.GetFlows()))
+	require.NotNil(t, seen, "the interceptor saw the request")
+	assert.Empty(t, cmpDiff(req, seen))
 }
