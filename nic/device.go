@@ -136,6 +136,30 @@ type Installed struct {
 	Handle uint32
 }
 
+// AllFlowsReader is a Device that reads both planes in one pass (one dump
+// of the kernel's filters instead of two). Use ReadAllFlows.
+type AllFlowsReader interface {
+	// AllFlows returns what Flows returns for the hardware and the
+	// software plane together; Installed.Plane tells them apart.
+	AllFlows(ctx context.Context) ([]Installed, error)
+}
+
+// ReadAllFlows returns d's copies in both planes, in one pass when d can.
+func ReadAllFlows(ctx context.Context, d Device) ([]Installed, error) {
+	if r, ok := d.(AllFlowsReader); ok {
+		return r.AllFlows(ctx)
+	}
+	hw, err := d.Flows(ctx, flow.Hardware)
+	if err != nil {
+		return nil, fmt.Errorf("read %s plane: %w", flow.Hardware, err)
+	}
+	sw, err := d.Flows(ctx, flow.Software)
+	if err != nil {
+		return nil, fmt.Errorf("read %s plane: %w", flow.Software, err)
+	}
+	return append(hw, sw...), nil
+}
+
 // Device is one SmartNIC (one PF and its eswitch) as the engine programs it.
 // Implementations are safe for concurrent use.
 type Device interface {

@@ -370,3 +370,40 @@ func TestCountersContinueAcrossPlaneMoves(t *testing.T) {
 	hw, sw = counts()
 	assert.Equal(t, [2]uint64{2, 1}, [2]uint64{hw, sw}, "a replaced copy keeps its handle and count")
 }
+
+// swFirst reads both planes in one pass, software copies first.
+type swFirst struct{ *fakeDev }
+
+func (d swFirst) AllFlows(ctx context.Context) ([]nic.Installed, error) {
+	sw, err := d.Flows(ctx, flow.Software)
+	if err != nil {
+		return nil, err
+	}
+	hw, err := d.Flows(ctx, flow.Hardware)
+	return append(sw, hw...), err
+}
+
+// TestRestoreKeepsTheHardwareCopy: a restart that finds a flow in both
+// planes (a move was cut short) keeps the hardware copy, whatever order
+// the device lists them in.
+func TestRestoreKeepsTheHardwareCopy(t *testing.T) {
+	ctx := context.Background()
+	d := newFakeDev(0)
+	st := &memStore{flows: map[string]StoredFlow{}}
+	e1, err := New(Config{Devices: []nic.Device{d}, Store: st, Logger: quiet})
+	require.NoError(t, err)
+	_, err = e1.Apply(ctx, []*flow.Flow{acl("a", 1, 1)}, ApplyOptions{})
+	require.NoError(t, err)
+	e1.Close()
+	d.Program(ctx, flow.Software, []nic.Op{{Kind: nic.OpAdd, Flow: acl("a", 1, 1)}})
+	d.takeLog()
+
+	e2, err := New(Config{Devices: []nic.Device{swFirst{d}}, Store: st, Logger: quiet})
+	require.NoError(t, err)
+	rep, err := e2.Restore(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, RestoreReport{Adopted: 1}, rep)
+	assert.Equal(t, []string{"software delete a ok"}, d.takeLog())
+	a, _ := e2.Get("a")
+	assert.Equal(t, StateHardware, a.State)
+}

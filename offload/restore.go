@@ -45,14 +45,12 @@ func (e *Engine) Restore(ctx context.Context) (RestoreReport, error) {
 			}
 			a.Adopt(ids)
 		}
-		for _, plane := range []flow.Plane{flow.Hardware, flow.Software} {
-			inst, err := d.Flows(ctx, plane)
-			if err != nil {
-				return rep, fmt.Errorf("restore: read %s plane of %s: %w", plane, d.Info().Name, err)
-			}
-			for _, in := range inst {
-				installed[in.Flow.ID] = append(installed[in.Flow.ID], copyRef{in, dev, plane})
-			}
+		inst, err := nic.ReadAllFlows(ctx, d)
+		if err != nil {
+			return rep, fmt.Errorf("restore: read flows of %s: %w", d.Info().Name, err)
+		}
+		for _, in := range inst {
+			installed[in.Flow.ID] = append(installed[in.Flow.ID], copyRef{in, dev, in.Plane})
 		}
 	}
 
@@ -73,15 +71,21 @@ func (e *Engine) Restore(ctx context.Context) (RestoreReport, error) {
 			e.removeCopies(ctx, copies)
 			continue
 		}
+		// Keep one matching copy, a hardware one if there is one.
 		var keep *copyRef
 		var extra []copyRef
-		for i := range copies {
-			c := copies[i]
-			if keep == nil && c.dev == ref.dev && sameRule(c.inst.Flow, f) {
-				keep = &c
-				continue
+		for _, plane := range []flow.Plane{flow.Hardware, flow.Software} {
+			for i := range copies {
+				c := copies[i]
+				if c.plane != plane {
+					continue
+				}
+				if keep == nil && c.dev == ref.dev && sameRule(c.inst.Flow, f) {
+					keep = &c
+					continue
+				}
+				extra = append(extra, c)
 			}
-			extra = append(extra, c)
 		}
 		e.removeCopies(ctx, extra)
 		if keep == nil {

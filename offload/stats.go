@@ -33,32 +33,27 @@ func (r *copyReading) accumulate(total *nic.Counters, in *nic.Installed) {
 // adds what is new to the flows' per-plane totals, which survive moves
 // between planes, replaced copies and restarts of the device's counters.
 func (e *Engine) RefreshStats(ctx context.Context) error {
-	type read struct {
-		dev   int
-		plane flow.Plane
-	}
 	var errs []error
 	for dev, d := range e.devs {
-		for _, plane := range []flow.Plane{flow.Hardware, flow.Software} {
-			inst, err := d.Flows(ctx, plane)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("read %s plane of %s: %w", plane, d.Info().Name, err))
+		inst, err := nic.ReadAllFlows(ctx, d)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("read flows of %s: %w", d.Info().Name, err))
+			continue
+		}
+		e.mu.Lock()
+		for i := range inst {
+			en, ok := e.flows[inst[i].Flow.ID]
+			if !ok || en.dev != dev {
 				continue
 			}
-			e.mu.Lock()
-			for i := range inst {
-				en, ok := e.flows[inst[i].Flow.ID]
-				if !ok || en.dev != dev {
-					continue
-				}
-				if plane == flow.Hardware {
-					en.seen[plane].accumulate(&en.hw, &inst[i])
-				} else {
-					en.seen[plane].accumulate(&en.sw, &inst[i])
-				}
+			switch inst[i].Plane {
+			case flow.Hardware:
+				en.seen[flow.Hardware].accumulate(&en.hw, &inst[i])
+			case flow.Software:
+				en.seen[flow.Software].accumulate(&en.sw, &inst[i])
 			}
-			e.mu.Unlock()
 		}
+		e.mu.Unlock()
 	}
 	if len(errs) > 0 {
 		return errs[0]

@@ -644,6 +644,15 @@ const OrphanPrefix = "orphan-"
 // flow is reported under OrphanPrefix and the cookie's hash, so a
 // restarting engine sees it as unwanted and deletes it.
 func (d *Device) Flows(ctx context.Context, plane flow.Plane) ([]nic.Installed, error) {
+	return d.dump(ctx, func(p flow.Plane) bool { return p == plane })
+}
+
+// AllFlows is Flows for both planes from one dump (nic.AllFlowsReader).
+func (d *Device) AllFlows(ctx context.Context) ([]nic.Installed, error) {
+	return d.dump(ctx, func(flow.Plane) bool { return true })
+}
+
+func (d *Device) dump(ctx context.Context, want func(flow.Plane) bool) ([]nic.Installed, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
@@ -658,7 +667,7 @@ func (d *Device) Flows(ctx context.Context, plane flow.Plane) ([]nic.Installed, 
 	}
 	slices.Sort(names)
 	var out []nic.Installed
-	seen := map[string]bool{}
+	var seen [2]map[string]bool
 	now := time.Now()
 	for _, port := range names {
 		ifindex, err := d.resolve(port)
@@ -679,7 +688,8 @@ func (d *Device) Flows(ctx context.Context, plane flow.Plane) ([]nic.Installed, 
 				d.log.Warn("skip a filter offloadd cannot decode", "port", port, "err", err)
 				continue
 			}
-			if f.Flow == nil || len(f.Flow.Actions) == 0 || f.Plane() != plane {
+			plane := f.Plane()
+			if f.Flow == nil || len(f.Flow.Actions) == 0 || !want(plane) {
 				continue
 			}
 			h, ok := tcflower.ParseCookie(f.Cookie)
@@ -694,11 +704,14 @@ func (d *Device) Flows(ctx context.Context, plane flow.Plane) ([]nic.Installed, 
 				d.hashes[h] = id
 				d.log.Warn("found an offloadd filter of an unknown flow", "port", port, "chain", f.Chain, "prio", f.Priority, "handle", f.Handle, "reported_as", id)
 			}
-			if seen[id] {
+			if seen[plane] == nil {
+				seen[plane] = map[string]bool{}
+			}
+			if seen[plane][id] {
 				d.log.Warn("skip a second filter of one flow", "flow", id, "port", port, "handle", f.Handle)
 				continue
 			}
-			seen[id] = true
+			seen[plane][id] = true
 			out = append(out, d.installed(plane, id, f, now))
 		}
 	}
@@ -706,29 +719,27 @@ func (d *Device) Flows(ctx context.Context, plane flow.Plane) ([]nic.Installed, 
 }
 
 // installed turns a dumped filter of flow id into nic.Installed, adopting
-// it into the device's state when the device did not know the copy.
+// it into the device's state when the device did not know the copy. The
+// decoded filter is the device's own, so it is kept, not copied; callers
+// of Flows must not modify what they get.
 func (d *Device) installed(plane flow.Plane, id string, f *tcflower.Filter, now time.Time) nic.Installed {
 	f.Flow.ID = id
 	e := d.planes[plane][id]
-	if e == nil || e.moved || e.handle != f.Handle || e.ifindex != f.Ifindex {
-		nf := f.Flow.Clone()
-		e = &entry{flow: nf, ifindex: f.Ifindex, chain: f.Chain, prio: f.Priority, proto: f.Protocol, handle: f.Handle}
+	switch {
+	case e == nil || e.moved || e.handle != f.Handle || e.ifindex != f.Ifindex:
+		e = &entry{flow: f.Flow, ifindex: f.Ifindex, chain: f.Chain, prio: f.Priority, proto: f.Protocol, handle: f.Handle}
 		d.planes[plane][id] = e
 		d.markHandle(e.key(), e.handle)
+	case !d.sameRule(e.flow, f):
+		e.flow = f.Flow // changed behind our back: report what the kernel holds
 	}
 	e.inHW, e.inHWCount = f.InHW(), f.InHWCount
-	got := f.Flow
-	if d.sameRule(e.flow, f) {
-		got = e.flow.Clone()
-	} else {
-		e.flow = f.Flow.Clone()
-	}
 	st := f.Stats()
 	c := nic.Counters{Packets: st.Packets, Bytes: st.Bytes}
 	if st.Used {
 		c.LastUsed = now.Add(-st.LastUsed)
 	}
-	return nic.Installed{Flow: got, Plane: plane, InHW: f.InHW(), InHWCount: f.InHWCount, Counters: c, Handle: f.Handle}
+	return nic.Installed{Flow: e.flow, Plane: plane, InHW: f.InHW(), InHWCount: f.InHWCount, Counters: c, Handle: f.Handle}
 }
 
 // sameRule reports whether stored and the dumped filter are the same tc
