@@ -25,42 +25,65 @@ type wireField struct {
 	b   []byte // bytes value
 }
 
-// nextField consumes one varint or length-delimited field from b. Other
-// wire types are not in our schema and take the slow path.
-func nextField(b []byte) (wireField, []byte, bool) {
-	num, typ, n := protowire.ConsumeTag(b)
-	if n < 0 {
-		return wireField{}, nil, false
+// fields calls fn for each field of the message in b. It returns false
+// when fn does or a field is malformed or of a wire type not in our
+// schema (fixed-width, groups).
+func fields(b []byte, fn func(f wireField) bool) bool {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return false
+		}
+		b = b[n:]
+		f := wireField{num: num, typ: typ}
+		switch typ {
+		case protowire.VarintType:
+			f.u, n = protowire.ConsumeVarint(b)
+		case protowire.BytesType:
+			f.b, n = protowire.ConsumeBytes(b)
+		default:
+			return false
+		}
+		if n < 0 || !fn(f) {
+			return false
+		}
+		b = b[n:]
 	}
-	b = b[n:]
-	f := wireField{num: num, typ: typ}
-	switch typ {
-	case protowire.VarintType:
-		f.u, n = protowire.ConsumeVarint(b)
-	case protowire.BytesType:
-		f.b, n = protowire.ConsumeBytes(b)
-	default:
-		return wireField{}, nil, false
-	}
-	if n < 0 {
-		return wireField{}, nil, false
-	}
-	return f, b[n:], true
+	return true
 }
 
-func (f wireField) varint() (uint64, bool) { return f.u, f.typ == protowire.VarintType }
+func (f wireField) isVarint() bool { return f.typ == protowire.VarintType }
 
-func (f wireField) u32() (uint32, bool) { return uint32(f.u), f.typ == protowire.VarintType }
+func (f wireField) u32(dst *uint32) bool {
+	*dst = uint32(f.u)
+	return f.isVarint()
+}
 
-func (f wireField) boolean() (bool, bool) { return f.u != 0, f.typ == protowire.VarintType }
+// optU32 sets an optional uint32: *dst points at slot, which holds the value.
+func (f wireField) optU32(dst **uint32, slot *uint32) bool {
+	*dst = slot
+	return f.u32(slot)
+}
 
-// bytes returns a length-delimited value; a proto3 string must be UTF-8.
-func (f wireField) str() ([]byte, bool) {
-	return f.b, f.typ == protowire.BytesType && utf8.Valid(f.b)
+func (f wireField) boolean(dst *bool) bool {
+	*dst = f.u != 0
+	return f.isVarint()
+}
+
+// str sets a string; a proto3 string must be UTF-8.
+func (f wireField) str(dst *string) bool {
+	if f.typ != protowire.BytesType || !utf8.Valid(f.b) {
+		return false
+	}
+	*dst = string(f.b)
+	return true
 }
 
 // msg returns a sub-message's bytes.
 func (f wireField) msg() ([]byte, bool) { return f.b, f.typ == protowire.BytesType }
+
+// empty reports whether f is an empty message (Drop, Accept, ...).
+func (f wireField) empty() bool { return f.typ == protowire.BytesType && len(f.b) == 0 }
 
 // wireScratch holds the reused messages one flow is decoded into.
 type wireScratch struct {
@@ -68,7 +91,7 @@ type wireScratch struct {
 	match   v1.Match
 	ipFlags v1.IPFlags
 	tunnel  v1.TunnelMatch
-	opt     [40]uint32 // optional uint32 values, by match field number
+	opt     [33]uint32 // optional uint32 values, by match field number
 	tunOpt  [5]uint32  // optional uint32 values, by tunnel field number
 	flags   [3]bool    // optional bools of ip_flags, by field number
 	actions []*actionScratch
@@ -105,20 +128,35 @@ type actionScratch struct {
 // maxInterned bounds the strings one request interns.
 const maxInterned = 256
 
-// intern returns b as a string, sharing one copy of the values that
-// repeat across a batch (ports, protocols, tunnel endpoints).
-func (sc *wireScratch) intern(b []byte) string {
-	if s, ok := sc.strs[string(b)]; ok {
-		return s
+// intern sets a string that tends to repeat across a batch (ports,
+// protocols, tunnel endpoints), sharing one copy of each.
+func (sc *wireScratch) intern(f wireField, dst *string) bool {
+	if f.typ != protowire.BytesType || !utf8.Valid(f.b) {
+		return false
 	}
-	s := string(b)
+	if s, ok := sc.strs[string(f.b)]; ok {
+		*dst = s
+		return true
+	}
+	s := string(f.b)
 	if sc.strs == nil {
 		sc.strs = make(map[string]string, 32)
 	}
 	if len(sc.strs) < maxInterned {
 		sc.strs[s] = s
 	}
-	return s
+	*dst = s
+	return true
+}
+
+// once guards a singular message field: protobuf merges repeats, which
+// the fast path leaves to proto.Unmarshal.
+func once(seen *bool) bool {
+	if *seen {
+		return false
+	}
+	*seen = true
+	return true
 }
 
 // decodeFlow reads one wire Flow into sc.flow. It returns false when the
@@ -128,223 +166,150 @@ func (sc *wireScratch) decodeFlow(b []byte) bool {
 	*p = v1.Flow{}
 	sc.ptrs = sc.ptrs[:0]
 	var haveMatch bool
-	for len(b) > 0 {
-		f, rest, ok := nextField(b)
-		if !ok {
-			return false
-		}
-		b = rest
-		var s []byte
+	ok := fields(b, func(f wireField) bool {
 		switch f.num {
 		case 1:
-			s, ok = f.str()
-			p.Id = string(s)
+			return f.str(&p.Id)
 		case 2:
-			s, ok = f.str()
-			p.Port = sc.intern(s)
+			return sc.intern(f, &p.Port)
 		case 3:
-			p.Chain, ok = f.u32()
+			return f.u32(&p.Chain)
 		case 4:
-			p.Priority, ok = f.u32()
+			return f.u32(&p.Priority)
 		case 5:
-			var v uint64
-			v, ok = f.varint()
-			p.Policy = v1.PlacementPolicy(int32(v))
+			p.Policy = v1.PlacementPolicy(int32(f.u))
+			return f.isVarint()
 		case 6:
-			if haveMatch {
-				return false // protobuf merges repeats
-			}
-			haveMatch = true
-			s, ok = f.msg()
-			ok = ok && sc.decodeMatch(s)
+			m, ok := f.msg()
 			p.Match = &sc.match
+			return ok && once(&haveMatch) && sc.decodeMatch(m)
 		case 7:
-			s, ok = f.msg()
-			ok = ok && sc.decodeAction(s)
-		default:
-			return false
+			m, ok := f.msg()
+			return ok && sc.decodeAction(m)
 		}
-		if !ok {
-			return false
-		}
-	}
+		return false
+	})
 	if len(sc.ptrs) > 0 {
 		p.Actions = sc.ptrs
 	}
-	return true
+	return ok
 }
 
 func (sc *wireScratch) decodeMatch(b []byte) bool {
 	m := &sc.match
 	*m = v1.Match{}
 	var haveFlags, haveTunnel bool
-	for len(b) > 0 {
-		f, rest, ok := nextField(b)
-		if !ok {
-			return false
-		}
-		b = rest
-		var s []byte
+	return fields(b, func(f wireField) bool {
 		switch f.num {
-		case 1, 2, 3, 4, 10, 11, 12, 13:
-			s, ok = f.str()
-			v := string(s)
-			switch f.num {
-			case 1:
-				m.EthSrc = v
-			case 2:
-				m.EthSrcMask = v
-			case 3:
-				m.EthDst = v
-			case 4:
-				m.EthDstMask = v
-			case 10:
-				m.Ipv4Src = v
-			case 11:
-				m.Ipv4Dst = v
-			case 12:
-				m.Ipv6Src = v
-			case 13:
-				m.Ipv6Dst = v
-			}
-		case 5, 14, 29:
-			s, ok = f.str()
-			v := sc.intern(s)
-			switch f.num {
-			case 5:
-				m.EthType = v
-			case 14:
-				m.IpProto = v
-			case 29:
-				m.CtState = v
-			}
-		case 6, 7, 8, 9, 15, 17, 19, 21, 23, 25, 26, 30, 31:
-			v := &sc.opt[f.num]
-			*v, ok = f.u32()
-			switch f.num {
-			case 6:
-				m.VlanId = v
-			case 7:
-				m.VlanPrio = v
-			case 8:
-				m.CvlanId = v
-			case 9:
-				m.CvlanPrio = v
-			case 15:
-				m.Tos = v
-			case 17:
-				m.Ttl = v
-			case 19:
-				m.SrcPort = v
-			case 21:
-				m.DstPort = v
-			case 23:
-				m.TcpFlags = v
-			case 25:
-				m.IcmpType = v
-			case 26:
-				m.IcmpCode = v
-			case 30:
-				m.CtZone = v
-			case 31:
-				m.CtMark = v
-			}
+		case 1:
+			return f.str(&m.EthSrc)
+		case 2:
+			return f.str(&m.EthSrcMask)
+		case 3:
+			return f.str(&m.EthDst)
+		case 4:
+			return f.str(&m.EthDstMask)
+		case 5:
+			return sc.intern(f, &m.EthType)
+		case 6:
+			return f.optU32(&m.VlanId, &sc.opt[6])
+		case 7:
+			return f.optU32(&m.VlanPrio, &sc.opt[7])
+		case 8:
+			return f.optU32(&m.CvlanId, &sc.opt[8])
+		case 9:
+			return f.optU32(&m.CvlanPrio, &sc.opt[9])
+		case 10:
+			return f.str(&m.Ipv4Src)
+		case 11:
+			return f.str(&m.Ipv4Dst)
+		case 12:
+			return f.str(&m.Ipv6Src)
+		case 13:
+			return f.str(&m.Ipv6Dst)
+		case 14:
+			return sc.intern(f, &m.IpProto)
+		case 15:
+			return f.optU32(&m.Tos, &sc.opt[15])
 		case 16:
-			m.TosMask, ok = f.u32()
+			return f.u32(&m.TosMask)
+		case 17:
+			return f.optU32(&m.Ttl, &sc.opt[17])
 		case 18:
-			m.TtlMask, ok = f.u32()
+			return f.u32(&m.TtlMask)
+		case 19:
+			return f.optU32(&m.SrcPort, &sc.opt[19])
 		case 20:
-			m.SrcPortMask, ok = f.u32()
+			return f.u32(&m.SrcPortMask)
+		case 21:
+			return f.optU32(&m.DstPort, &sc.opt[21])
 		case 22:
-			m.DstPortMask, ok = f.u32()
+			return f.u32(&m.DstPortMask)
+		case 23:
+			return f.optU32(&m.TcpFlags, &sc.opt[23])
 		case 24:
-			m.TcpFlagsMask, ok = f.u32()
-		case 32:
-			m.CtMarkMask, ok = f.u32()
+			return f.u32(&m.TcpFlagsMask)
+		case 25:
+			return f.optU32(&m.IcmpType, &sc.opt[25])
+		case 26:
+			return f.optU32(&m.IcmpCode, &sc.opt[26])
 		case 27:
-			if haveFlags {
-				return false
-			}
-			haveFlags = true
-			s, ok = f.msg()
-			ok = ok && sc.decodeIPFlags(s)
+			b, ok := f.msg()
 			m.IpFlags = &sc.ipFlags
+			return ok && once(&haveFlags) && sc.decodeIPFlags(b)
 		case 28:
-			if haveTunnel {
-				return false
-			}
-			haveTunnel = true
-			s, ok = f.msg()
-			ok = ok && sc.decodeTunnel(s)
+			b, ok := f.msg()
 			m.Tunnel = &sc.tunnel
-		default:
-			return false
+			return ok && once(&haveTunnel) && sc.decodeTunnel(b)
+		case 29:
+			return sc.intern(f, &m.CtState)
+		case 30:
+			return f.optU32(&m.CtZone, &sc.opt[30])
+		case 31:
+			return f.optU32(&m.CtMark, &sc.opt[31])
+		case 32:
+			return f.u32(&m.CtMarkMask)
 		}
-		if !ok {
-			return false
-		}
-	}
-	return true
+		return false
+	})
 }
 
 func (sc *wireScratch) decodeIPFlags(b []byte) bool {
 	fl := &sc.ipFlags
 	*fl = v1.IPFlags{}
-	for len(b) > 0 {
-		f, rest, ok := nextField(b)
-		if !ok || f.num < 1 || f.num > 2 {
-			return false
+	return fields(b, func(f wireField) bool {
+		switch f.num {
+		case 1:
+			fl.Frag = &sc.flags[1]
+			return f.boolean(fl.Frag)
+		case 2:
+			fl.FirstFrag = &sc.flags[2]
+			return f.boolean(fl.FirstFrag)
 		}
-		b = rest
-		v := &sc.flags[f.num]
-		if *v, ok = f.boolean(); !ok {
-			return false
-		}
-		if f.num == 1 {
-			fl.Frag = v
-		} else {
-			fl.FirstFrag = v
-		}
-	}
-	return true
+		return false
+	})
 }
 
 func (sc *wireScratch) decodeTunnel(b []byte) bool {
 	t := &sc.tunnel
 	*t = v1.TunnelMatch{}
-	for len(b) > 0 {
-		f, rest, ok := nextField(b)
-		if !ok {
-			return false
-		}
-		b = rest
-		var s []byte
+	return fields(b, func(f wireField) bool {
 		switch f.num {
-		case 1, 4:
-			v := &sc.tunOpt[f.num]
-			*v, ok = f.u32()
-			if f.num == 1 {
-				t.Vni = v
-			} else {
-				t.DstPort = v
-			}
+		case 1:
+			return f.optU32(&t.Vni, &sc.tunOpt[1])
 		case 2:
-			s, ok = f.str()
-			t.Src = sc.intern(s)
+			return sc.intern(f, &t.Src)
 		case 3:
-			s, ok = f.str()
-			t.Dst = sc.intern(s)
-		default:
-			return false
+			return sc.intern(f, &t.Dst)
+		case 4:
+			return f.optU32(&t.DstPort, &sc.tunOpt[4])
 		}
-		if !ok {
-			return false
-		}
-	}
-	return true
+		return false
+	})
 }
 
-// decodeAction appends one wire Action to sc.ptrs.
+// decodeAction appends one wire Action to sc.ptrs. Rewrite and police
+// actions take the slow path.
 func (sc *wireScratch) decodeAction(b []byte) bool {
 	k := len(sc.ptrs)
 	if k == len(sc.actions) {
@@ -353,204 +318,135 @@ func (sc *wireScratch) decodeAction(b []byte) bool {
 	as := sc.actions[k]
 	a := &as.a
 	*a = v1.Action{}
-	for len(b) > 0 {
-		f, rest, ok := nextField(b)
-		if !ok || a.Action != nil {
+	ok := fields(b, func(f wireField) bool {
+		if a.Action != nil {
 			return false // protobuf keeps the last of a oneof, merging repeats
-		}
-		b = rest
-		s, ok := f.msg()
-		if !ok {
-			return false
 		}
 		switch f.num {
 		case 1:
-			ok = len(s) == 0
-			as.drop.Drop = &as.dropMsg
-			a.Action = &as.drop
+			as.drop.Drop, a.Action = &as.dropMsg, &as.drop
+			return f.empty()
 		case 2:
-			ok = len(s) == 0
-			as.accept.Accept = &as.acceptMsg
-			a.Action = &as.accept
+			as.accept.Accept, a.Action = &as.acceptMsg, &as.accept
+			return f.empty()
 		case 3:
 			r := &as.redirectMsg
 			*r = v1.Redirect{}
-			ok = sc.decodePortRef(s, &r.Port, &r.Ingress)
-			as.redirect.Redirect = r
-			a.Action = &as.redirect
+			as.redirect.Redirect, a.Action = r, &as.redirect
+			return sc.decodePortRef(f, &r.Port, &r.Ingress)
 		case 4:
 			r := &as.mirrorMsg
 			*r = v1.Mirror{}
-			ok = sc.decodePortRef(s, &r.Port, &r.Ingress)
-			as.mirror.Mirror = r
-			a.Action = &as.mirror
+			as.mirror.Mirror, a.Action = r, &as.mirror
+			return sc.decodePortRef(f, &r.Port, &r.Ingress)
 		case 5:
-			ok = sc.decodeVlanPush(s, &as.vlanPushMsg)
-			as.vlanPush.VlanPush = &as.vlanPushMsg
-			a.Action = &as.vlanPush
+			as.vlanPush.VlanPush, a.Action = &as.vlanPushMsg, &as.vlanPush
+			return sc.decodeVlanPush(f, &as.vlanPushMsg)
 		case 6:
-			ok = len(s) == 0
-			as.vlanPop.VlanPop = &as.vlanPopMsg
-			a.Action = &as.vlanPop
+			as.vlanPop.VlanPop, a.Action = &as.vlanPopMsg, &as.vlanPop
+			return f.empty()
 		case 7:
-			ok = sc.decodeEncap(s, &as.encapMsg)
-			as.encap.TunnelEncap = &as.encapMsg
-			a.Action = &as.encap
+			as.encap.TunnelEncap, a.Action = &as.encapMsg, &as.encap
+			return sc.decodeEncap(f, &as.encapMsg)
 		case 8:
-			ok = len(s) == 0
-			as.decap.TunnelDecap = &as.decapMsg
-			a.Action = &as.decap
+			as.decap.TunnelDecap, a.Action = &as.decapMsg, &as.decap
+			return f.empty()
 		case 9:
-			ok = decodeCT(s, &as.ctMsg, &as.ctMark)
-			as.ct.Ct = &as.ctMsg
-			a.Action = &as.ct
+			as.ct.Ct, a.Action = &as.ctMsg, &as.ct
+			return decodeCT(f, &as.ctMsg, &as.ctMark)
 		case 10:
-			ok = decodeGoto(s, &as.gotoMsg)
-			as.gotoA.Goto = &as.gotoMsg
-			a.Action = &as.gotoA
-		default:
-			return false
+			as.gotoA.Goto, a.Action = &as.gotoMsg, &as.gotoA
+			return decodeGoto(f, &as.gotoMsg)
 		}
-		if !ok {
-			return false
-		}
+		return false
+	})
+	if ok {
+		sc.ptrs = append(sc.ptrs, a)
 	}
-	sc.ptrs = append(sc.ptrs, a)
-	return true
+	return ok
 }
 
 // decodePortRef reads a Redirect or Mirror: port = 1, ingress = 2.
-func (sc *wireScratch) decodePortRef(b []byte, port *string, ingress *bool) bool {
-	for len(b) > 0 {
-		f, rest, ok := nextField(b)
-		if !ok {
-			return false
-		}
-		b = rest
+func (sc *wireScratch) decodePortRef(m wireField, port *string, ingress *bool) bool {
+	b, ok := m.msg()
+	return ok && fields(b, func(f wireField) bool {
 		switch f.num {
 		case 1:
-			var s []byte
-			s, ok = f.str()
-			*port = sc.intern(s)
+			return sc.intern(f, port)
 		case 2:
-			*ingress, ok = f.boolean()
-		default:
-			return false
+			return f.boolean(ingress)
 		}
-		if !ok {
-			return false
-		}
-	}
-	return true
+		return false
+	})
 }
 
-func (sc *wireScratch) decodeVlanPush(b []byte, q *v1.VlanPush) bool {
+func (sc *wireScratch) decodeVlanPush(m wireField, q *v1.VlanPush) bool {
 	*q = v1.VlanPush{}
-	for len(b) > 0 {
-		f, rest, ok := nextField(b)
-		if !ok {
-			return false
-		}
-		b = rest
+	b, ok := m.msg()
+	return ok && fields(b, func(f wireField) bool {
 		switch f.num {
 		case 1:
-			q.Id, ok = f.u32()
+			return f.u32(&q.Id)
 		case 2:
-			q.Prio, ok = f.u32()
+			return f.u32(&q.Prio)
 		case 3:
-			var s []byte
-			s, ok = f.str()
-			q.Proto = sc.intern(s)
-		default:
-			return false
+			return sc.intern(f, &q.Proto)
 		}
-		if !ok {
-			return false
-		}
-	}
-	return true
+		return false
+	})
 }
 
-func (sc *wireScratch) decodeEncap(b []byte, e *v1.TunnelEncap) bool {
+func (sc *wireScratch) decodeEncap(m wireField, e *v1.TunnelEncap) bool {
 	*e = v1.TunnelEncap{}
-	for len(b) > 0 {
-		f, rest, ok := nextField(b)
-		if !ok {
-			return false
-		}
-		b = rest
-		var s []byte
+	b, ok := m.msg()
+	return ok && fields(b, func(f wireField) bool {
 		switch f.num {
 		case 1:
-			e.Vni, ok = f.u32()
+			return f.u32(&e.Vni)
 		case 2:
-			s, ok = f.str()
-			e.Src = sc.intern(s)
+			return sc.intern(f, &e.Src)
 		case 3:
-			s, ok = f.str()
-			e.Dst = sc.intern(s)
+			return sc.intern(f, &e.Dst)
 		case 4:
-			e.DstPort, ok = f.u32()
+			return f.u32(&e.DstPort)
 		case 5:
-			e.Ttl, ok = f.u32()
+			return f.u32(&e.Ttl)
 		case 6:
-			e.Tos, ok = f.u32()
+			return f.u32(&e.Tos)
 		case 7:
-			e.NoCsum, ok = f.boolean()
-		default:
-			return false
+			return f.boolean(&e.NoCsum)
 		}
-		if !ok {
-			return false
-		}
-	}
-	return true
+		return false
+	})
 }
 
 // decodeCT reads a Conntrack action without NAT (NAT takes the slow path).
-func decodeCT(b []byte, ct *v1.Conntrack, mark *uint32) bool {
+func decodeCT(m wireField, ct *v1.Conntrack, mark *uint32) bool {
 	*ct = v1.Conntrack{}
-	for len(b) > 0 {
-		f, rest, ok := nextField(b)
-		if !ok {
-			return false
-		}
-		b = rest
+	b, ok := m.msg()
+	return ok && fields(b, func(f wireField) bool {
 		switch f.num {
 		case 1:
-			ct.Zone, ok = f.u32()
+			return f.u32(&ct.Zone)
 		case 2:
-			ct.Commit, ok = f.boolean()
+			return f.boolean(&ct.Commit)
 		case 3:
-			ct.Clear, ok = f.boolean()
+			return f.boolean(&ct.Clear)
 		case 4:
-			*mark, ok = f.u32()
-			ct.Mark = mark
+			return f.optU32(&ct.Mark, mark)
 		case 5:
-			ct.MarkMask, ok = f.u32()
-		default:
-			return false
+			return f.u32(&ct.MarkMask)
 		}
-		if !ok {
-			return false
-		}
-	}
-	return true
+		return false
+	})
 }
 
-func decodeGoto(b []byte, g *v1.Goto) bool {
+func decodeGoto(m wireField, g *v1.Goto) bool {
 	*g = v1.Goto{}
-	for len(b) > 0 {
-		f, rest, ok := nextField(b)
-		if !ok || f.num != 1 {
-			return false
-		}
-		b = rest
-		if g.Chain, ok = f.u32(); !ok {
-			return false
-		}
-	}
-	return true
+	b, ok := m.msg()
+	return ok && fields(b, func(f wireField) bool {
+		return f.num == 1 && f.u32(&g.Chain)
+	})
 }
 
 // applyBatch is an ApplyFlowsRequest converted to domain flows: per
@@ -591,44 +487,37 @@ func decodeApplyFlows(data []byte) (*applyBatch, bool) {
 	var sc wireScratch
 	n := countFlows(data)
 	b.ids, b.flows, b.violations = make([]string, 0, n), make([]*flow.Flow, 0, n), make([][]flow.Violation, 0, n)
-	for len(data) > 0 {
-		f, rest, ok := nextField(data)
-		if !ok {
-			return nil, false
-		}
-		data = rest
+	ok := fields(data, func(f wireField) bool {
 		switch f.num {
 		case 1:
 			fb, ok := f.msg()
 			if !ok {
-				return nil, false
+				return false
 			}
 			if sc.decodeFlow(fb) {
-				p := &sc.flow
-				fl, vs := FlowFromProto(p, "")
-				b.add(p.Id, fl, vs)
-				continue
+				fl, vs := FlowFromProto(&sc.flow, "")
+				b.add(sc.flow.Id, fl, vs)
+				return true
 			}
 			// The slow path for this flow; a flow protobuf cannot decode
 			// fails the whole request, as proto.Unmarshal would.
 			p := new(v1.Flow)
 			if err := proto.Unmarshal(fb, p); err != nil {
-				return nil, false
+				return false
 			}
 			b.slow++
 			fl, vs := FlowFromProto(p, "")
 			b.add(p.GetId(), fl, vs)
+			return true
 		case 2:
-			if b.atomic, ok = f.boolean(); !ok {
-				return nil, false
-			}
+			return f.boolean(&b.atomic)
 		case 3:
-			if b.includeFlows, ok = f.boolean(); !ok {
-				return nil, false
-			}
-		default:
-			return nil, false
+			return f.boolean(&b.includeFlows)
 		}
+		return false
+	})
+	if !ok {
+		return nil, false
 	}
 	return b, true
 }
