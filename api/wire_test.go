@@ -259,3 +259,38 @@ func TestApplyFlowsInterceptorSeesRequest(t *testing.T) {
 	require.NotNil(t, seen, "the interceptor saw the request")
 	assert.Empty(t, cmpDiff(req, seen))
 }
+
+// TestDecodeApplyFlowsOwnsItsStrings: the fast path reads some strings in
+// place; nothing it returns may point into the request buffer, which the
+// codec hands back to its pool.
+func TestDecodeApplyFlowsOwnsItsStrings(t *testing.T) {
+	req := canonicalRequest(t)
+	for _, js := range []string{
+		`{"id":"bad-ip","port":"pf0vf0","priority":1,"match":{"eth_type":"ipv4","ipv4_dst":"10.0.0.0/x","ipv4_src":"2001:db8::1"},"actions":[{"drop":{}}]}`,
+		`{"id":"bad-names","port":"pf0vf0","priority":1,"match":{"eth_type":"ipv44","ip_proto":"tcpp","ct_state":"+trk+foo","eth_src":"02:zz"},"actions":[{"drop":{}}]}`,
+		`{"id":"bad-tunnel","port":"vxlan0","priority":1,"match":{"tunnel":{"src":"fe80::1%eth0","dst":"nope"}},"actions":[{"tunnel_decap":{}},{"redirect":{"port":"pf0vf1"}}]}`,
+		`{"id":"bad-encap","port":"pf0vf1","priority":1,"actions":[{"tunnel_encap":{"vni":1,"src":"192.0.2.1","dst":"192.0.2.x"}},{"vlan_push":{"id":1,"proto":"802.1zz"}},{"redirect":{"port":"vxlan0"}}]}`,
+	} {
+		req.Flows = append(req.Flows, wireFlow(t, js))
+	}
+	req.Flows = append(req.Flows, benchRequest(20).GetFlows()...)
+	data, err := proto.Marshal(req)
+	require.NoError(t, err)
+	want, ok := decodeApplyFlows(append([]byte{}, data...))
+	require.True(t, ok)
+	got, ok := decodeApplyFlows(data)
+	require.True(t, ok)
+	for i := range data {
+		data[i] = 'X'
+	}
+	require.Equal(t, want.ids, got.ids)
+	for i := range want.flows {
+		require.True(t, want.flows[i].Equal(got.flows[i]), "flows[%d] changed with the buffer", i)
+		require.Equal(t, want.violations[i], got.violations[i], "flows[%d] violations changed with the buffer", i)
+	}
+	var bad int
+	for _, vs := range got.violations {
+		bad += len(vs)
+	}
+	assert.Greater(t, bad, 8, "the invalid flows were reported")
+}
