@@ -15,6 +15,8 @@
 #   BENCH_OUT              output directory (default _out/bench)
 #   OFFLOADD_KVM_TIMEOUT   VM time limit in seconds (default 1500)
 #   OFFLOADD_KVM_BENCH_WORKDIR  VM share (default REPO/.cache/kernel-vm/bench)
+#   BENCH_GODEBUG          GODEBUG for the benchmark in the VM (diagnostics,
+#                          e.g. cpu.avx2=off)
 #   GO                     the go command (default: go on PATH, else
 #                          /usr/local/go/bin/go)
 # The VM's console goes to OUT/kernel-vm.log, the benchmark's progress to
@@ -58,10 +60,10 @@ rm -rf "$work"
 mkdir -p "$work/kernel.d"
 log "building hack/bench/kernel"
 CGO_ENABLED=0 "$go" build -o "$work/kernel.d/kernelbench" ./hack/bench/kernel
-cat >"$work/kernel.sh" <<'EOF'
+cat >"$work/kernel.sh" <<EOF
 #!/bin/sh
 # Run by the kernel VM's init from /tmp/run/kernel; /mnt is the share.
-exec ./kernelbench -out /mnt/kernel.json -table /mnt/kernel.txt "$@"
+GODEBUG='${BENCH_GODEBUG:-}' exec ./kernelbench -out /mnt/kernel.json -table /mnt/kernel.txt "\$@"
 EOF
 chmod +x "$work/kernel.sh"
 # init splits kernel.args into words; quote nothing.

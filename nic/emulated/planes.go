@@ -120,7 +120,7 @@ func (d *Device) apply(t *table, plane flow.Plane, op *nic.Op, freed *bool) erro
 			return nic.Refusal(syscall.ENOSPC, fmt.Sprintf("hardware flow table full (%d entries)", d.tableSize))
 		}
 		t.next++
-		t.flows[f.ID] = entry{flow: normalized(f), handle: t.next}
+		t.flows[f.ID] = entry{flow: flow.Normalized(f), handle: t.next}
 		t.gen++
 	case nic.OpReplace:
 		e, ok := t.flows[f.ID]
@@ -130,7 +130,7 @@ func (d *Device) apply(t *table, plane flow.Plane, op *nic.Op, freed *bool) erro
 		if err := d.admit(plane, f); err != nil {
 			return err
 		}
-		e.flow = normalized(f)
+		e.flow = flow.Normalized(f)
 		t.flows[f.ID] = e
 		t.gen++
 	case nic.OpDelete:
@@ -170,19 +170,6 @@ func (d *Device) admit(plane flow.Plane, f *flow.Flow) error {
 	return nil
 }
 
-// normalized returns f when it is already normalized (the engine always
-// hands over normalized flows, which the device then shares), else a
-// normalized clone.
-func normalized(f *flow.Flow) *flow.Flow {
-	probe := flow.Flow{Match: f.Match}
-	flow.Normalize(&probe)
-	if probe.Match == f.Match {
-		return f
-	}
-	c := f.Clone()
-	flow.Normalize(c)
-	return c
-}
 
 func opError(plane flow.Plane, op *nic.Op, err error) error {
 	id := ""

@@ -52,7 +52,8 @@ var _ nic.Device = (*Device)(nil)
 
 // entry is one installed copy of a flow.
 type entry struct {
-	flow      *flow.Flow // normalized copy as programmed
+	flow      *flow.Flow // normalized, as programmed; may be shared with the caller
+	cookie    [tcflower.CookieLen]byte
 	ifindex   int32
 	chain     uint32
 	prio      uint16
@@ -242,7 +243,11 @@ func (d *Device) Adopt(ids []string) {
 }
 
 func (d *Device) learn(id string) {
-	c := tcflower.CookieFor(id)
+	d.learnCookie(id, tcflower.CookieFor(id))
+}
+
+// learnCookie records that cookie c marks flow id's filters.
+func (d *Device) learnCookie(id string, c [tcflower.CookieLen]byte) {
 	h, _ := tcflower.ParseCookie(c[:])
 	if old, ok := d.hashes[h]; ok && old != id && strings.HasPrefix(old, OrphanPrefix) {
 		// Known under its orphan name until now: the next Flows adopts it as id.
@@ -404,11 +409,10 @@ func verb(k nic.OpKind) string {
 	return "delete"
 }
 
-// prepare builds the entry and request body for programming f.
-func (b *batch) prepare(f *flow.Flow, handle uint32) (*entry, []byte, error) {
+// prepare builds the entry and request body for programming nf, a
+// normalized flow (see flow.Normalized) the entry keeps.
+func (b *batch) prepare(nf *flow.Flow, handle uint32) (*entry, []byte, error) {
 	d := b.d
-	nf := f.Clone()
-	flow.Normalize(nf)
 	ifindex, err := d.resolve(nf.Port)
 	if err != nil {
 		return nil, nil, err
@@ -416,12 +420,12 @@ func (b *batch) prepare(f *flow.Flow, handle uint32) (*entry, []byte, error) {
 	if err := d.ensureQdisc(nf.Port, ifindex); err != nil {
 		return nil, nil, err
 	}
-	e := &entry{flow: nf, ifindex: ifindex, chain: nf.Chain, prio: nf.Priority, proto: tcflower.Protocol(&nf.Match)}
+	e := &entry{flow: nf, cookie: tcflower.CookieFor(nf.ID), ifindex: ifindex, chain: nf.Chain, prio: nf.Priority, proto: tcflower.Protocol(&nf.Match)}
 	if handle == 0 {
 		handle = d.allocHandle(e.key())
 	}
 	e.handle = handle
-	body, err := d.enc.Filter(nf, tcflower.Params{Ifindex: ifindex, Plane: b.plane, Handle: handle, Resolve: d.resolve})
+	body, err := d.enc.Filter(nf, tcflower.Params{Ifindex: ifindex, Plane: b.plane, Handle: handle, Resolve: d.resolve, Cookie: e.cookie[:]})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -442,11 +446,10 @@ func (b *batch) add(i int, op nic.Op) {
 			b.errs[i] = fmt.Errorf("add flow %s in %s: %w", f.ID, b.plane, nic.ErrExists)
 			return
 		}
-		nf := f.Clone()
-		flow.Normalize(nf)
+		nf := flow.Normalized(f)
 		if ifindex, err := d.resolve(nf.Port); err == nil {
 			if from := b.handoffFrom(nf, ifindex); from != nil {
-				e, body, err := b.prepare(f, from.handle)
+				e, body, err := b.prepare(nf, from.handle)
 				if err != nil {
 					b.errs[i] = fmt.Errorf("add flow %s on %s: %w", f.ID, f.Port, err)
 					return
@@ -456,7 +459,7 @@ func (b *batch) add(i int, op nic.Op) {
 				return
 			}
 		}
-		e, body, err := b.prepare(f, 0)
+		e, body, err := b.prepare(nf, 0)
 		if err != nil {
 			if e != nil {
 				d.freeHandle(e.key(), e.handle)
@@ -471,8 +474,7 @@ func (b *batch) add(i int, op nic.Op) {
 			b.errs[i] = fmt.Errorf("replace flow %s in %s: %w", f.ID, b.plane, nic.ErrNotFound)
 			return
 		}
-		nf := f.Clone()
-		flow.Normalize(nf)
+		nf := flow.Normalized(f)
 		ifindex, err := d.resolve(nf.Port)
 		if err != nil {
 			b.errs[i] = fmt.Errorf("replace flow %s on %s: %w", f.ID, f.Port, err)
@@ -484,10 +486,10 @@ func (b *batch) add(i int, op nic.Op) {
 			// Another filter list: install the new copy, then remove the
 			// old one, in their own round trips.
 			b.flush()
-			b.move(i, f, prev)
+			b.move(i, nf, prev)
 			return
 		}
-		e, body, err := b.prepare(f, prev.handle)
+		e, body, err := b.prepare(nf, prev.handle)
 		if err != nil {
 			b.errs[i] = fmt.Errorf("replace flow %s on %s: %w", f.ID, f.Port, err)
 			return
@@ -531,8 +533,8 @@ func (b *batch) push(s step, r rtnl.Request) {
 	b.overlay[s.id] = s.next
 }
 
-// move replaces prev by f on another port, chain, priority or protocol:
-// add first, delete the old copy only when the add worked.
+// move replaces prev by f (normalized) on another port, chain, priority or
+// protocol: add first, delete the old copy only when the add worked.
 func (b *batch) move(i int, f *flow.Flow, prev *entry) {
 	e, body, err := b.prepare(f, 0)
 	if err != nil {
@@ -592,7 +594,7 @@ func (b *batch) flush() {
 		}
 		d.planes[b.plane][s.id] = e
 		d.markHandle(e.key(), e.handle)
-		d.learn(s.id)
+		d.learnCookie(s.id, e.cookie)
 		if s.from != nil {
 			s.from.moved = true
 		}
@@ -728,6 +730,7 @@ func (d *Device) installed(plane flow.Plane, id string, f *tcflower.Filter, now 
 	switch {
 	case e == nil || e.moved || e.handle != f.Handle || e.ifindex != f.Ifindex:
 		e = &entry{flow: f.Flow, ifindex: f.Ifindex, chain: f.Chain, prio: f.Priority, proto: f.Protocol, handle: f.Handle}
+		copy(e.cookie[:], f.Cookie)
 		d.planes[plane][id] = e
 		d.markHandle(e.key(), e.handle)
 	case !d.sameRule(e.flow, f):

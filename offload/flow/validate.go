@@ -65,6 +65,19 @@ func Normalize(f *Flow) {
 	m.CTMark.Value &= m.CTMark.Mask
 }
 
+// Normalized returns f when it is already normalized and a normalized
+// copy otherwise, so that devices keep a caller's flow without copying it.
+func Normalized(f *Flow) *Flow {
+	probe := Flow{Match: f.Match}
+	Normalize(&probe)
+	if probe.Match == f.Match {
+		return f
+	}
+	c := f.Clone()
+	Normalize(c)
+	return c
+}
+
 type checker struct{ out []Violation }
 
 func (c *checker) add(field, format string, args ...any) {

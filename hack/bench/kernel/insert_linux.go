@@ -53,6 +53,7 @@ func methods() []method {
 		{key: "e", name: "kernel floor: pre-encoded, 1 socket", prepare: prepareFloor(addFlags)},
 		{key: "a", name: "codec + rtnl.Batch, 1 socket", own: true, prepare: prepareCodec(addFlags, false)},
 		{key: "b", name: "codec + rtnl.Batch, 1 socket per vCPU", own: true, prepare: prepareCodec(addFlags, true)},
+		{key: "a-pre", name: "rtnl.Batch of pre-encoded rules, 1 socket", own: true, prepare: preparePreEncoded},
 		{key: "c", name: "tc -b", prepare: prepareTC(false)},
 		{key: "d", name: "vishvananda/netlink FilterAdd loop", prepare: prepareVNL},
 		{key: "a-echo", name: "codec + rtnl.Batch with NLM_F_ECHO", own: true, prepare: prepareCodec(addFlags|rtnl.FlagEcho, false)},
@@ -139,6 +140,32 @@ func prepareCodec(flags uint16, parallel bool) func(context.Context, *bed, []rul
 		}
 		return run, done, nil
 	}
+}
+
+// preparePreEncoded is (a) with the encoding done before the clock starts:
+// against (a) it gives the codec's share, against (e) rtnl's.
+func preparePreEncoded(ctx context.Context, b *bed, rules []rule, _ int) (func() error, func(), error) {
+	var enc tcflower.Encoder
+	reqs, err := encodeChunk(&enc, make([]rtnl.Request, 0, len(rules)), b, rules, addFlags)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := rtnl.Dial(b.ns)
+	if err != nil {
+		return nil, nil, err
+	}
+	run := func() error {
+		for off := 0; off < len(reqs); off += chunk {
+			part := reqs[off:min(off+chunk, len(reqs))]
+			for i, rep := range c.Batch(ctx, part) {
+				if rep.Err != nil {
+					return fmt.Errorf("add flower filter %s: %w", rules[off+i].f.ID, rep.Err)
+				}
+			}
+		}
+		return nil
+	}
+	return run, func() { _ = c.Close() }, nil
 }
 
 // prepareDevice programs the rules through the nic/linux Device, as the

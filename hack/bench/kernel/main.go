@@ -29,7 +29,7 @@ type config struct {
 func parseFlags(args []string) (config, error) {
 	fs := flag.NewFlagSet("kernel", flag.ContinueOnError)
 	sizes := fs.String("sizes", "10000,50000", "rule counts to insert, comma separated")
-	methods := fs.String("methods", "all", "methods to run, comma separated keys (e,a,b,c,d,a-echo,e-echo,device,c-par) or all")
+	methods := fs.String("methods", "all", "methods to run, comma separated keys (e,a,a-pre,b,c,d,a-echo,e-echo,device,c-par) or all")
 	c := config{}
 	fs.IntVar(&c.repeat, "repeat", 5, "runs per method and size, interleaved; figures are medians")
 	fs.IntVar(&c.devs, "devs", 4, "devices (veths) the rules are spread over")

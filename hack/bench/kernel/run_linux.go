@@ -137,6 +137,8 @@ func run(ctx context.Context, cfg config) (*Report, error) {
 			{"a", "c", 1.3, "codec, 1 socket vs tc -b"},
 			{"b", "c", 1.8, fmt.Sprintf("codec, %d sockets vs tc -b", workers)},
 			{"a", "e", 0.85, "codec vs kernel floor"},
+			{"a-pre", "e", 0, "rtnl.Batch vs kernel floor, both pre-encoded"},
+			{"a", "a-pre", 0, "cost of encoding"},
 			{"b", "a", 0, "parallel scaling"},
 			{"d", "c", 0, "vishvananda loop vs tc -b"},
 			{"a-echo", "a", 0, "cost of NLM_F_ECHO"},
