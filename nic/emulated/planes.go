@@ -170,7 +170,6 @@ func (d *Device) admit(plane flow.Plane, f *flow.Flow) error {
 	return nil
 }
 
-
 func opError(plane flow.Plane, op *nic.Op, err error) error {
 	id := ""
 	if op.Flow != nil {
