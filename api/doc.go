@@ -4,4 +4,6 @@
 // paths, and serves FlowService and NodeService on top of a flow engine and
 // the node's devices, which it reaches through the small FlowEngine and
 // NodeInfo interfaces. Placement decisions belong to the engine, not here.
+// ServerOptions installs a codec that decodes ApplyFlows requests straight
+// from the wire into domain flows; without it the server is only slower.
 package api
