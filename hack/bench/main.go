@@ -31,8 +31,13 @@ func main() {
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run here")
 	memProfile := flag.String("memprofile", "", "write an allocation profile of the whole run here")
 	flag.IntVar(&inflight, "inflight", inflight, "batches the client keeps in flight")
-	only := flag.String("only", "", "run one part: insertion, grpc, restart or memory (default all)")
+	only := flag.String("only", "", "run one part: insertion, grpc, client, restart or memory (default all)")
+	clientSocket := flag.String("client-socket", "", "internal: be the client process of the client part")
 	flag.Parse()
+	if *clientSocket != "" {
+		runClient(context.Background(), *clientSocket, *nFlows, *batch)
+		return
+	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		check(err)
@@ -65,6 +70,8 @@ func main() {
 			func() ([]Figure, error) { return insertion(ctx, *nFlows, *batch, sideBoth) }},
 		{"grpc", fmt.Sprintf("insertion over gRPC only: %d flows in batches of %d", *nFlows, *batch),
 			func() ([]Figure, error) { return insertion(ctx, *nFlows, *batch, sideGRPC) }},
+		{"client", fmt.Sprintf("insertion over gRPC from a client process: %d flows in batches of %d", *nFlows, *batch),
+			func() ([]Figure, error) { return separateClient(ctx, *nFlows, *batch) }},
 		{"restart", fmt.Sprintf("restart: load and place %d persisted flows", *nFlows),
 			func() ([]Figure, error) { return restart(ctx, *nFlows, *batch) }},
 		{"memory", fmt.Sprintf("memory: %d flows", *memFlows),
