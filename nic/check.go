@@ -17,12 +17,12 @@ import (
 // validation. The real kernel's answer always wins over Check.
 func (p *Profile) Check(f *flow.Flow, ports PortKinds) []Reason {
 	var out []Reason
-	f.Match.Keys().Each(func(k flow.Key) {
-		if !p.MatchKeys.Has(k) {
+	if missing := f.Match.Keys() &^ p.MatchKeys; missing != 0 {
+		for _, k := range missing.Slice() {
 			out = append(out, Reason{Code: ReasonUnsupportedKey, Field: "match." + k.String(),
 				Message: fmt.Sprintf("%s does not offload matching on %s", p.label(), k)})
 		}
-	})
+	}
 	for i := range f.Actions {
 		if k := f.Actions[i].Kind; !p.Actions.Has(k) {
 			out = append(out, Reason{Code: ReasonUnsupportedAction, Field: actionField(i),
