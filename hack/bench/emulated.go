@@ -142,7 +142,7 @@ const (
 )
 
 // insertionRounds is how many times each side of the insertion run goes.
-const insertionRounds = 3
+const insertionRounds = 5
 
 // insertion applies n flows in-process and over gRPC, alternating, with
 // the same batches in flight and desired state persisted as the daemon
