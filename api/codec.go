@@ -68,7 +68,9 @@ func flowServiceDesc() *grpc.ServiceDesc {
 }
 
 // applyFlowsHandler decodes with the fast path unless an interceptor is
-// installed: interceptors see the protobuf request as usual.
+// installed: interceptors see the protobuf request as usual. (A stats
+// handler's InPayload still carries the wrapper, whose protobuf message
+// is empty when the fast path decoded the request.)
 func applyFlowsHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
 	fs := srv.(*flowService)
 	if interceptor != nil {
