@@ -86,12 +86,7 @@ func sendRaw(ctx context.Context, sock string, reqs []rawRequest, batch int) (ti
 		if err := conn.Invoke(ctx, v1.FlowService_ApplyFlows_FullMethodName, &reqs[off/batch], resp); err != nil {
 			return err
 		}
-		for _, r := range resp.GetResults() {
-			if r.GetOutcome() != v1.ApplyOutcome_APPLY_OUTCOME_CREATED {
-				return fmt.Errorf("flow %s: %s %s", r.GetId(), r.GetOutcome(), r.GetError())
-			}
-		}
-		return nil
+		return allCreated(resp)
 	})
 	return time.Since(start), err
 }

@@ -121,14 +121,19 @@ func applyGRPC(ctx context.Context, sock string, flows []*v1.Flow, batch int) (t
 		if err != nil {
 			return err
 		}
-		for _, r := range resp.GetResults() {
-			if r.GetOutcome() != v1.ApplyOutcome_APPLY_OUTCOME_CREATED {
-				return fmt.Errorf("flow %s: %s %s", r.GetId(), r.GetOutcome(), r.GetError())
-			}
-		}
-		return nil
+		return allCreated(resp)
 	})
 	return time.Since(start), err
+}
+
+// allCreated checks that an answer reports every flow created.
+func allCreated(resp *v1.ApplyFlowsResponse) error {
+	for _, r := range resp.GetResults() {
+		if r.GetOutcome() != v1.ApplyOutcome_APPLY_OUTCOME_CREATED {
+			return fmt.Errorf("flow %s: %s %s", r.GetId(), r.GetOutcome(), r.GetError())
+		}
+	}
+	return nil
 }
 
 // inflight is how many batches the client keeps in flight, over gRPC
