@@ -32,6 +32,9 @@ type Engine struct {
 	log   *slog.Logger
 	now   func() time.Time
 	store Store
+	// kinds is portKind as one func value, made once: a method value
+	// made per check would be an allocation per flow.
+	kinds nic.PortKinds
 	// persister writes the store; nil without one.
 	persister *persister
 	devs      []nic.Device
@@ -111,6 +114,7 @@ func New(cfg Config) (*Engine, error) {
 	if e.now == nil {
 		e.now = time.Now
 	}
+	e.kinds = e.portKind
 	for i, d := range e.devs {
 		e.names = append(e.names, d.Info().Name)
 		for _, p := range d.Ports() {
@@ -164,7 +168,7 @@ func (e *Engine) hardwareReasons(f *flow.Flow, dev int) []nic.Reason {
 	if eswitchMode(d) != nic.EswitchSwitchdev {
 		return []nic.Reason{{Code: nic.ReasonEswitchMode, Message: fmt.Sprintf("%s is in legacy eswitch mode; tc offload needs switchdev", e.names[dev])}}
 	}
-	return d.Profile().Check(f, e.portKind)
+	return d.Profile().Check(f, e.kinds)
 }
 
 // eswitchModer is implemented by devices that report their eswitch mode
