@@ -67,7 +67,8 @@ func (e *Engine) apply(ctx context.Context, flows []*flow.Flow, opt ApplyOptions
 	}
 
 	// Plan: skip unchanged flows, decide which plane each should try first.
-	var changes []*change
+	changes := make([]*change, 0, len(batch))
+	slab := make([]change, len(batch)) // one allocation for the batch's changes
 	for i, f := range batch {
 		if results[i].Outcome == OutcomeInvalid {
 			continue
@@ -78,7 +79,9 @@ func (e *Engine) apply(ctx context.Context, flows []*flow.Flow, opt ApplyOptions
 			results[i].Status = e.status(f.ID, old)
 			continue
 		}
-		changes = append(changes, e.plan(&change{i: i, f: f, dev: e.ports[f.Port].dev, old: old}))
+		c := &slab[i]
+		*c = change{i: i, f: f, dev: e.ports[f.Port].dev, old: old}
+		changes = append(changes, e.plan(c))
 	}
 
 	e.program(ctx, changes, flow.Hardware)
