@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -25,6 +26,26 @@ type clientResult struct {
 	Took time.Duration `json:"took"`
 	CPU  time.Duration `json:"cpu"`
 	Err  string        `json:"err,omitempty"`
+}
+
+// clientFlag starts the arguments of a client process.
+const clientFlag = "-client-socket"
+
+// clientMain runs the client process when args ask for one (separateClient
+// starts the bench binary again with clientFlag first) and reports whether
+// they did.
+func clientMain(args []string) bool {
+	if len(args) == 0 || args[0] != clientFlag {
+		return false
+	}
+	fs := flag.NewFlagSet("client", flag.ExitOnError)
+	sock := fs.String(clientFlag[1:], "", "the daemon's socket")
+	n := fs.Int("flows", 100000, "flows to apply")
+	batch := fs.Int("batch", 1000, "flows per ApplyFlows batch")
+	fs.IntVar(&inflight, "inflight", inflight, "batches in flight")
+	check(fs.Parse(args))
+	runClient(context.Background(), *sock, *n, *batch)
+	return true
 }
 
 // runClient is the client process: it builds n flows and encodes the
@@ -113,7 +134,7 @@ func separateClient(ctx context.Context, n, batch int) ([]Figure, error) {
 				return clientResult{}, 0, err
 			}
 			defer d.Shutdown(ctx)
-			cmd := exec.CommandContext(ctx, exe, "-client-socket", sock, "-flows", strconv.Itoa(n),
+			cmd := exec.CommandContext(ctx, exe, clientFlag, sock, "-flows", strconv.Itoa(n),
 				"-batch", strconv.Itoa(batch), "-inflight", strconv.Itoa(inflight))
 			cmd.Stderr = os.Stderr
 			in, err := cmd.StdinPipe()

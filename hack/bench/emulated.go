@@ -304,8 +304,8 @@ func memory(ctx context.Context, n, batch int) ([]Figure, error) {
 		}
 	}
 	heap1, rss1 := memNow()
-	heap := float64(heap1-heap0) / float64(n)
-	rss := float64(rss1-rss0) / float64(n)
+	heap := (float64(heap1) - float64(heap0)) / float64(n)
+	rss := (float64(rss1) - float64(rss0)) / float64(n)
 	runtime.KeepAlive(e)
 	return []Figure{
 		{Name: fmt.Sprintf("Go heap per flow (%d flows)", n), Value: heap, Unit: "bytes", Target: "<= 1024", Met: met(heap <= 1024)},

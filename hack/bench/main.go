@@ -32,12 +32,10 @@ func main() {
 	memProfile := flag.String("memprofile", "", "write an allocation profile of the whole run here")
 	flag.IntVar(&inflight, "inflight", inflight, "batches the client keeps in flight")
 	only := flag.String("only", "", "run one part: insertion, grpc, client, restart or memory (default all)")
-	clientSocket := flag.String("client-socket", "", "internal: be the client process of the client part")
-	flag.Parse()
-	if *clientSocket != "" {
-		runClient(context.Background(), *clientSocket, *nFlows, *batch)
+	if clientMain(os.Args[1:]) {
 		return
 	}
+	flag.Parse()
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		check(err)
