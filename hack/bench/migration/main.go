@@ -128,7 +128,7 @@ func newNode(dir, name string, table int, clock *datapath.ManualClock) (*node, e
 		return nil, err
 	}
 	const max = 256 << 20
-	gs := grpc.NewServer(grpc.MaxRecvMsgSize(max), grpc.MaxSendMsgSize(max))
+	gs := grpc.NewServer(append(api.ServerOptions(), grpc.MaxRecvMsgSize(max), grpc.MaxSendMsgSize(max))...)
 	api.NewServer(eng, eng, api.WithLogger(quiet)).Register(gs)
 	api.NewMigrationService(mig, api.WithMigrationLogger(quiet)).Register(gs)
 	go func() { _ = gs.Serve(lis) }()
