@@ -47,7 +47,7 @@ func FlowFromProto(p *v1.Flow, path string) (*flow.Flow, []flow.Violation) {
 	if as := p.GetActions(); len(as) > 0 {
 		f.Actions = make([]flow.Action, len(as))
 		for i, a := range as {
-			c.scope = actionPath(i)
+			c.scope = flow.ActionPath(i)
 			f.Actions[i] = c.action(a)
 		}
 		c.scope = ""
@@ -79,21 +79,6 @@ func FlowFromProto(p *v1.Flow, path string) (*flow.Flow, []flow.Violation) {
 		}
 	}
 	return f, prefixViolations(path, c.out)
-}
-
-// actionPaths are the common "actions[i]" paths, built once.
-var actionPaths = func() (ps [16]string) {
-	for i := range ps {
-		ps[i] = "actions[" + strconv.Itoa(i) + "]"
-	}
-	return ps
-}()
-
-func actionPath(i int) string {
-	if i < len(actionPaths) {
-		return actionPaths[i]
-	}
-	return "actions[" + strconv.Itoa(i) + "]"
 }
 
 // prefixViolations puts path in front of every Field.

@@ -99,7 +99,7 @@ func checkPorts(f *flow.Flow, ports PortKinds) []Reason {
 	return out
 }
 
-func actionField(i int) string { return fmt.Sprintf("actions[%d]", i) }
+func actionField(i int) string { return flow.ActionPath(i) }
 
 // firstAction returns the index of the first action of kind k that keep
 // accepts (nil keep: any), or -1.

@@ -243,7 +243,7 @@ func (c *checker) actions(f *Flow, ports Ports) {
 	m := &f.Match
 	for i := range f.Actions {
 		a := &f.Actions[i]
-		p := actionPath(i)
+		p := ActionPath(i)
 		if i > 0 && terminal(f.Actions[i-1].Kind) {
 			c.add(p, "follows %s, which ends the action list", f.Actions[i-1].Kind)
 		}
@@ -295,7 +295,8 @@ var actionPaths = func() (p [16]string) {
 	return p
 }()
 
-func actionPath(i int) string {
+// ActionPath is the field path of the i-th action: "actions[i]".
+func ActionPath(i int) string {
 	if i < len(actionPaths) {
 		return actionPaths[i]
 	}
