@@ -461,6 +461,11 @@ type applyBatch struct {
 	slow         int // flows decoded by proto.Unmarshal (the fast path did not cover them)
 }
 
+// newApplyBatch returns an empty batch with room for n flows.
+func newApplyBatch(n int) *applyBatch {
+	return &applyBatch{ids: make([]string, 0, n), flows: make([]*flow.Flow, 0, n), violations: make([][]flow.Violation, 0, n)}
+}
+
 func (b *applyBatch) add(id string, f *flow.Flow, vs []flow.Violation) {
 	b.ids = append(b.ids, id)
 	b.flows = append(b.flows, f)
@@ -469,9 +474,8 @@ func (b *applyBatch) add(id string, f *flow.Flow, vs []flow.Violation) {
 
 // batchFromProto converts a decoded request.
 func batchFromProto(req *v1.ApplyFlowsRequest) *applyBatch {
-	n := len(req.GetFlows())
-	b := &applyBatch{ids: make([]string, 0, n), flows: make([]*flow.Flow, 0, n), violations: make([][]flow.Violation, 0, n),
-		atomic: req.GetAtomic(), includeFlows: req.GetIncludeFlows()}
+	b := newApplyBatch(len(req.GetFlows()))
+	b.atomic, b.includeFlows = req.GetAtomic(), req.GetIncludeFlows()
 	for _, p := range req.GetFlows() {
 		f, vs := FlowFromProto(p, "")
 		b.add(p.GetId(), f, vs)
@@ -483,10 +487,8 @@ func batchFromProto(req *v1.ApplyFlowsRequest) *applyBatch {
 // form. It returns false when the request must go through proto.Unmarshal
 // (a malformed message or an unknown field at the top level).
 func decodeApplyFlows(data []byte) (*applyBatch, bool) {
-	b := &applyBatch{}
+	b := newApplyBatch(countFlows(data))
 	var sc wireScratch
-	n := countFlows(data)
-	b.ids, b.flows, b.violations = make([]string, 0, n), make([]*flow.Flow, 0, n), make([][]flow.Violation, 0, n)
 	ok := fields(data, func(f wireField) bool {
 		switch f.num {
 		case 1:
