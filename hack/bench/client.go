@@ -54,13 +54,8 @@ func clientMain(args []string) bool {
 // clock starts, so that what it measures is the daemon's; it decodes and
 // checks every answer.
 func runClient(ctx context.Context, sock string, n, batch int) {
-	flows := benchFlows(n, "")
-	var reqs []rawRequest
-	for i := 0; i < n; i += batch {
-		b, err := proto.Marshal(&v1.ApplyFlowsRequest{Flows: flows[i:min(i+batch, n)]})
-		check(err)
-		reqs = append(reqs, b)
-	}
+	reqs, err := encodeRequests(benchFlows(n, ""), batch)
+	check(err)
 	fmt.Println("ready")
 	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
 		check(fmt.Errorf("client: wait for go: %w", err))
@@ -76,6 +71,19 @@ func runClient(ctx context.Context, sock string, n, batch int) {
 
 // rawRequest is an ApplyFlowsRequest already in its wire form.
 type rawRequest []byte
+
+// encodeRequests encodes flows as ApplyFlows requests of batch flows each.
+func encodeRequests(flows []*v1.Flow, batch int) ([]rawRequest, error) {
+	var reqs []rawRequest
+	for i := 0; i < len(flows); i += batch {
+		b, err := proto.Marshal(&v1.ApplyFlowsRequest{Flows: flows[i:min(i+batch, len(flows))]})
+		if err != nil {
+			return nil, fmt.Errorf("encode ApplyFlows request at flow %d: %w", i, err)
+		}
+		reqs = append(reqs, b)
+	}
+	return reqs, nil
+}
 
 // rawCodec sends rawRequests as they are and decodes answers with protobuf.
 type rawCodec struct{ proto encoding.CodecV2 }
