@@ -18,16 +18,22 @@ func ServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{grpc.ForceServerCodecV2(codec{proto: encoding.GetCodecV2("proto")})}
 }
 
-// codec is protobuf with a fast path for ApplyFlows requests.
+// codec is protobuf with a fast path for ApplyFlows requests and answers.
 type codec struct{ proto encoding.CodecV2 }
 
-func (c codec) Marshal(v any) (mem.BufferSlice, error) { return c.proto.Marshal(v) }
+func (c codec) Marshal(v any) (mem.BufferSlice, error) {
+	if a, ok := v.(*applyAnswer); ok {
+		return a.marshal()
+	}
+	return c.proto.Marshal(v)
+}
 
 func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
 	r, ok := v.(*applyFlowsRequest)
 	if !ok {
 		return c.proto.Unmarshal(data, v)
 	}
+	r.ours = true
 	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
 	defer buf.Free()
 	if b, ok := decodeApplyFlows(buf.ReadOnlyData()); ok {
@@ -45,6 +51,7 @@ func (codec) Name() string { return "proto" }
 type applyFlowsRequest struct {
 	*v1.ApplyFlowsRequest
 	batch *applyBatch
+	ours  bool // decoded by codec, which can also write an *applyAnswer
 }
 
 func (r *applyFlowsRequest) toBatch() *applyBatch {
@@ -67,10 +74,12 @@ func flowServiceDesc() *grpc.ServiceDesc {
 	return &desc
 }
 
-// applyFlowsHandler decodes with the fast path unless an interceptor is
-// installed: interceptors see the protobuf request as usual. (A stats
-// handler's InPayload still carries the wrapper, whose protobuf message
-// is empty when the fast path decoded the request.)
+// applyFlowsHandler decodes and answers with the fast path unless an
+// interceptor is installed: interceptors see the protobuf request and
+// response as usual. (A stats handler's InPayload still carries the
+// wrapper, whose protobuf message is empty when the fast path decoded the
+// request, and its OutPayload an *applyAnswer, which is no protobuf
+// message.)
 func applyFlowsHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
 	fs := srv.(*flowService)
 	if interceptor != nil {
@@ -87,5 +96,12 @@ func applyFlowsHandler(srv any, ctx context.Context, dec func(any) error, interc
 	if err := dec(in); err != nil {
 		return nil, err
 	}
-	return fs.applyFlows(ctx, in.toBatch())
+	a, err := fs.applyFlows(ctx, in.toBatch())
+	switch {
+	case err != nil:
+		return nil, err
+	case !in.ours:
+		return a.toProto(), nil
+	}
+	return a, nil
 }

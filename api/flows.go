@@ -15,7 +15,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // List page sizes.
@@ -56,12 +55,16 @@ func (fs *flowService) fail(op string, err error) error {
 // ApplyFlows converts every flow, applies the valid ones through the
 // engine and merges the results back into request order.
 func (fs *flowService) ApplyFlows(ctx context.Context, req *v1.ApplyFlowsRequest) (*v1.ApplyFlowsResponse, error) {
-	return fs.applyFlows(ctx, batchFromProto(req))
+	a, err := fs.applyFlows(ctx, batchFromProto(req))
+	if err != nil {
+		return nil, err
+	}
+	return a.toProto(), nil
 }
 
-func (fs *flowService) applyFlows(ctx context.Context, b *applyBatch) (*v1.ApplyFlowsResponse, error) {
+func (fs *flowService) applyFlows(ctx context.Context, b *applyBatch) (*applyAnswer, error) {
 	n := len(b.flows)
-	resp := &v1.ApplyFlowsResponse{Results: make([]*v1.ApplyResult, n)}
+	a := &applyAnswer{ids: b.ids, results: make([]answer, n)}
 	var (
 		valid   = make([]*flow.Flow, 0, n)
 		index   = make([]int, 0, n) // request position of valid[k]
@@ -77,7 +80,7 @@ func (fs *flowService) applyFlows(ctx context.Context, b *applyBatch) (*v1.Apply
 		}
 		if len(vs) > 0 {
 			path := fmt.Sprintf("flows[%d]", i)
-			resp.Results[i] = &v1.ApplyResult{Id: b.ids[i], Outcome: v1.ApplyOutcome_APPLY_OUTCOME_INVALID, Violations: violationsToProto(f, path, prefixViolations(path, vs))}
+			a.results[i] = answer{outcome: v1.ApplyOutcome_APPLY_OUTCOME_INVALID, violations: violationsToProto(f, path, prefixViolations(path, vs))}
 			invalid++
 			continue
 		}
@@ -85,12 +88,12 @@ func (fs *flowService) applyFlows(ctx context.Context, b *applyBatch) (*v1.Apply
 		index = append(index, i)
 	}
 	if b.atomic && invalid > 0 {
-		for i, r := range resp.Results {
-			if r == nil {
-				resp.Results[i] = &v1.ApplyResult{Id: b.ids[i], Outcome: v1.ApplyOutcome_APPLY_OUTCOME_ABORTED}
+		for i := range a.results {
+			if a.results[i].outcome == v1.ApplyOutcome_APPLY_OUTCOME_UNSPECIFIED {
+				a.results[i].outcome = v1.ApplyOutcome_APPLY_OUTCOME_ABORTED
 			}
 		}
-		return nil, rejected(resp, nil)
+		return nil, rejected(a.toProto(), nil)
 	}
 	var (
 		results        []offload.Result
@@ -109,45 +112,28 @@ func (fs *flowService) applyFlows(ctx context.Context, b *applyBatch) (*v1.Apply
 		}
 	}
 	var failures []error
-	// One allocation per message type for the whole batch.
-	outs := make([]v1.ApplyResult, len(results))
-	statuses := make([]v1.FlowStatus, len(results))
-	stamps := make([]timestamppb.Timestamp, len(results))
-	for k, r := range results {
+	for k := range results {
+		r := &results[k]
 		i := index[k]
-		out := &outs[k]
-		out.Id, out.Outcome = b.ids[i], outcomeToProto(r.Outcome)
+		out := &a.results[i]
+		out.outcome = outcomeToProto(r.Outcome)
 		if r.Status.Flow != nil {
-			out.Status = statusInto(&statuses[k], &stamps[k], r.Status)
-		}
-		if b.includeFlows && out.Status != nil {
-			out.Status.Flow = FlowToProto(r.Status.Flow)
+			out.status = &r.Status
+			out.withFlow = b.includeFlows
 		}
 		if len(r.Violations) > 0 {
-			out.Violations = violationsToProto(valid[k], fmt.Sprintf("flows[%d]", i), r.Violations)
+			out.violations = violationsToProto(valid[k], fmt.Sprintf("flows[%d]", i), r.Violations)
 		}
 		if r.Err != nil {
-			out.Error = r.Err.Error()
+			out.err = r.Err.Error()
 			failures = append(failures, r.Err)
 		}
-		resp.Results[i] = out
 	}
-	if b.atomic && (engineRejected || rejectedBatch(resp)) {
+	if b.atomic && (engineRejected || a.rejected()) {
 		fs.s.log.Info("atomic batch rejected", "flows", n, "failed", len(failures))
-		return nil, rejected(resp, failures)
+		return nil, rejected(a.toProto(), failures)
 	}
-	return resp, nil
-}
-
-// rejectedBatch reports whether any result is invalid or failed.
-func rejectedBatch(resp *v1.ApplyFlowsResponse) bool {
-	for _, r := range resp.GetResults() {
-		switch r.GetOutcome() {
-		case v1.ApplyOutcome_APPLY_OUTCOME_INVALID, v1.ApplyOutcome_APPLY_OUTCOME_FAILED:
-			return true
-		}
-	}
-	return false
+	return a, nil
 }
 
 // rejected builds the error of an atomic batch that applied nothing:
