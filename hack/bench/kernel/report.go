@@ -24,6 +24,9 @@ type Sample struct {
 	Rate    float64 `json:"rules_per_s"`
 	// Allocs are Go heap allocations per rule (offloadd's own methods).
 	Allocs float64 `json:"allocs_per_rule,omitempty"`
+	// BatchSeconds is the time spent in rtnl.Batch, the kernel's work and
+	// the transport (the methods that use it).
+	BatchSeconds float64 `json:"batch_seconds,omitempty"`
 }
 
 // Report is what the JSON file holds.
