@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/binary"
 	"time"
 
 	v1 "github.com/offloadd/offloadd/api/offloadd/v1"
@@ -146,25 +147,25 @@ func appendMessage(b []byte, num protowire.Number, m []byte) []byte {
 }
 
 // appendTimestamp writes t as timestamp() converts it: nothing when zero.
-func appendTimestamp(b, scratch []byte, num protowire.Number, t time.Time) []byte {
+func appendTimestamp(b []byte, num protowire.Number, t time.Time) []byte {
 	if t.IsZero() {
 		return b
 	}
-	scratch = appendVarint(scratch[:0], fieldTimestampSeconds, uint64(t.Unix()))
-	scratch = appendVarint(scratch, fieldTimestampNanos, uint64(int64(t.Nanosecond())))
-	return appendMessage(b, num, scratch)
+	var m [2 * (1 + binary.MaxVarintLen64)]byte
+	ts := appendVarint(m[:0], fieldTimestampSeconds, uint64(t.Unix()))
+	ts = appendVarint(ts, fieldTimestampNanos, uint64(int64(t.Nanosecond())))
+	return appendMessage(b, num, ts)
 }
 
 // appendCounters writes c as countersToProto converts them: nothing when
-// zero. scratch must have room for a Timestamp.
+// zero.
 func (w *answerWriter) appendCounters(b []byte, num protowire.Number, c nic.Counters) []byte {
 	if c == (nic.Counters{}) {
 		return b
 	}
-	var ts [32]byte
 	m := appendVarint(w.sub[:0], fieldCountersPackets, c.Packets)
 	m = appendVarint(m, fieldCountersBytes, c.Bytes)
-	m = appendTimestamp(m, ts[:0], fieldCountersLastUsed, c.LastUsed)
+	m = appendTimestamp(m, fieldCountersLastUsed, c.LastUsed)
 	w.sub = m
 	return appendMessage(b, num, m)
 }
@@ -177,12 +178,8 @@ func (w *answerWriter) appendStatus(b []byte, s *offload.Status, withFlow bool) 
 	}
 	b = appendVarint(b, fieldStatusState, uint64(StateToProto(s.State)))
 	for _, r := range s.Reasons {
-		field := r.Field
-		if s.Flow != nil {
-			field = WireField(s.Flow, field)
-		}
 		m := appendString(w.sub[:0], fieldReasonCode, string(r.Code))
-		m = appendString(m, fieldReasonField, field)
+		m = appendString(m, fieldReasonField, reasonField(s.Flow, r))
 		w.sub = appendString(m, fieldReasonMessage, r.Message)
 		b = appendMessage(b, fieldStatusReasons, w.sub)
 	}
@@ -190,8 +187,7 @@ func (w *answerWriter) appendStatus(b []byte, s *offload.Status, withFlow bool) 
 	b = w.appendCounters(b, fieldStatusHardware, s.HW)
 	b = w.appendCounters(b, fieldStatusSoftware, s.SW)
 	b = appendString(b, fieldStatusDevice, s.Device)
-	var ts [32]byte
-	return appendTimestamp(b, ts[:0], fieldStatusUpdated, s.Updated)
+	return appendTimestamp(b, fieldStatusUpdated, s.Updated)
 }
 
 // appendResult writes the fields of one ApplyResult.

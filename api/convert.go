@@ -468,7 +468,6 @@ func (c *conv) ct(p *v1.Conntrack) *flow.CT {
 	v, mk := c.masked("ct.mark", p.Mark, p.GetMarkMask(), 32)
 	ct.Mark = flow.Masked32{Value: v, Mask: mk}
 	if n := p.GetNat(); n != nil {
-
 		switch n.GetKind() {
 		case v1.NatKind_NAT_KIND_UNSPECIFIED:
 			ct.NAT.Kind = flow.NATNone

@@ -82,13 +82,17 @@ func reasonsToProto(f *flow.Flow, rs []nic.Reason) []*v1.Reason {
 	}
 	out := make([]*v1.Reason, len(rs))
 	for i, r := range rs {
-		field := r.Field
-		if f != nil {
-			field = WireField(f, field)
-		}
-		out[i] = &v1.Reason{Code: string(r.Code), Field: field, Message: r.Message}
+		out[i] = &v1.Reason{Code: string(r.Code), Field: reasonField(f, r), Message: r.Message}
 	}
 	return out
+}
+
+// reasonField is the wire name of the field reason r about f is about.
+func reasonField(f *flow.Flow, r nic.Reason) string {
+	if f == nil {
+		return r.Field
+	}
+	return WireField(f, r.Field)
 }
 
 // StatusToProto converts a flow's status. A zero Status (no flow) is nil.
