@@ -36,21 +36,20 @@ func (e *Engine) Apply(ctx context.Context, flows []*flow.Flow, opt ApplyOptions
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("apply flows: %w", err)
 	}
-	var wait func()
-	res, err := e.apply(ctx, flows, opt, &wait)
-	if wait != nil {
-		// Durable before the caller hears of it; other callers may go on
-		// meanwhile, and their changes share the transaction.
-		wait()
-	}
+	res, wait, err := e.apply(ctx, flows, opt)
+	// Durable before the caller hears of it; other callers may go on
+	// meanwhile, and their changes share the transaction.
+	wait()
 	return res, err
 }
 
-func (e *Engine) apply(ctx context.Context, flows []*flow.Flow, opt ApplyOptions, wait *func()) ([]Result, error) {
+// apply does Apply under e.mu and returns the wait for its changes to be
+// durable.
+func (e *Engine) apply(ctx context.Context, flows []*flow.Flow, opt ApplyOptions) ([]Result, func(), error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
-		return nil, fmt.Errorf("apply flows: %w", ErrClosed)
+		return nil, noWait, fmt.Errorf("apply flows: %w", ErrClosed)
 	}
 
 	batch := make([]*flow.Flow, len(flows))
@@ -63,7 +62,7 @@ func (e *Engine) apply(ctx context.Context, flows []*flow.Flow, opt ApplyOptions
 	results, invalid := e.validateBatch(batch)
 	if opt.Atomic && invalid > 0 {
 		abortRest(results)
-		return results, fmt.Errorf("apply flows: %d of %d invalid: %w", invalid, len(flows), ErrBatchRejected)
+		return results, noWait, fmt.Errorf("apply flows: %d of %d invalid: %w", invalid, len(flows), ErrBatchRejected)
 	}
 
 	// Plan: skip unchanged flows, decide which plane each should try first.
@@ -102,7 +101,7 @@ func (e *Engine) apply(ctx context.Context, flows []*flow.Flow, opt ApplyOptions
 			}
 		}
 		abortRest(results)
-		return results, fmt.Errorf("apply flows: %d of %d failed: %w", failed, len(flows), ErrBatchRejected)
+		return results, noWait, fmt.Errorf("apply flows: %d of %d failed: %w", failed, len(flows), ErrBatchRejected)
 	}
 
 	// Break: remove the copy in the plane a flow left.
@@ -128,8 +127,7 @@ func (e *Engine) apply(ctx context.Context, flows []*flow.Flow, opt ApplyOptions
 		r.Status = e.install(c, en)
 		saved = append(saved, StoredFlow{Flow: c.f, Generation: en.gen})
 	}
-	*wait = e.persist(&persistOp{save: saved})
-	return results, nil
+	return results, e.persist(&persistOp{save: saved}), nil
 }
 
 // validateBatch normalizes and validates batch in place against the node
@@ -166,6 +164,9 @@ func (e *Engine) validateBatch(batch []*flow.Flow) ([]Result, int) {
 	return results, invalid
 }
 
+// noWait is the wait of a change with nothing to write.
+func noWait() {}
+
 // plan decides which plane a change tries first: hardware unless
 // something already rules it out.
 func (e *Engine) plan(c *change) *change {
@@ -198,11 +199,11 @@ func (e *Engine) install(c *change, en *entry) Status {
 
 // persist queues a change of the desired state for the store, in the
 // engine's order (callers hold e.mu), and returns a wait for it to be
-// written, nil when there is nothing to write. A failure is logged: the
-// flows are installed, and the next change of each writes it again.
+// written. A failure is logged: the flows are installed, and the next
+// change of each writes it again.
 func (e *Engine) persist(op *persistOp) func() {
 	if e.persister == nil || len(op.save) == 0 && len(op.del) == 0 {
-		return nil
+		return noWait
 	}
 	w := e.persister.enqueue(op)
 	return func() {
@@ -339,19 +340,18 @@ func (e *Engine) Delete(ctx context.Context, ids []string) ([]DeleteResult, erro
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("delete flows: %w", err)
 	}
-	var wait func()
-	res, err := e.delete(ctx, ids, &wait)
-	if wait != nil {
-		wait()
-	}
+	res, wait, err := e.delete(ctx, ids)
+	wait()
 	return res, err
 }
 
-func (e *Engine) delete(ctx context.Context, ids []string, wait *func()) ([]DeleteResult, error) {
+// delete does Delete under e.mu and returns the wait for its changes to
+// be durable.
+func (e *Engine) delete(ctx context.Context, ids []string) ([]DeleteResult, func(), error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
-		return nil, fmt.Errorf("delete flows: %w", ErrClosed)
+		return nil, noWait, fmt.Errorf("delete flows: %w", ErrClosed)
 	}
 	results := make([]DeleteResult, len(ids))
 	type del struct {
@@ -400,11 +400,11 @@ func (e *Engine) delete(ctx context.Context, ids []string, wait *func()) ([]Dele
 			}
 		}
 	}
-	*wait = e.persist(&persistOp{del: gone})
+	wait := e.persist(&persistOp{del: gone})
 	if freed {
 		e.signalFreed()
 	}
-	return results, nil
+	return results, wait, nil
 }
 
 func (e *Engine) forget(id string, en *entry) {

@@ -193,9 +193,7 @@ func (e *Engine) ApplyHeld(ctx context.Context, flows []StoredFlow, why string) 
 		r.Status = e.install(c, en)
 		saved = append(saved, StoredFlow{Flow: c.f, Generation: en.gen})
 	}
-	if wait := e.persist(&persistOp{save: saved}); wait != nil {
-		wait()
-	}
+	e.persist(&persistOp{save: saved})()
 	return results, nil
 }
 
