@@ -2,11 +2,12 @@ package vfmgr
 
 import (
 	"fmt"
-	"runtime"
 	"sync"
 
 	"github.com/safchain/ethtool"
 	"github.com/vishvananda/netns"
+
+	"github.com/offloadd/offloadd/internal/nsthread"
 )
 
 // Ethtool reads and changes netdev features with the ethtool ioctl.
@@ -19,7 +20,7 @@ var _ FeatureSetter = (*Ethtool)(nil)
 
 // NewEthtool opens an ethtool socket in ns (netns.None(): the caller's).
 // The ioctl resolves device names in the socket's namespace, so the socket
-// is created on a thread switched into ns.
+// is created on a thread switched into ns (nsthread.In).
 func NewEthtool(ns netns.NsHandle) (*Ethtool, error) {
 	if !ns.IsOpen() {
 		e, err := ethtool.NewEthtool()
@@ -28,27 +29,17 @@ func NewEthtool(ns netns.NsHandle) (*Ethtool, error) {
 		}
 		return &Ethtool{e: e}, nil
 	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
+	var e *ethtool.Ethtool
+	err := nsthread.In(ns, func() error {
+		var err error
+		e, err = ethtool.NewEthtool()
+		return err
+	})
 	if err != nil {
-		return nil, fmt.Errorf("open ethtool socket: get current netns: %w", err)
-	}
-	defer orig.Close()
-	if err := netns.Set(ns); err != nil {
-		return nil, fmt.Errorf("open ethtool socket: enter netns: %w", err)
-	}
-	e, openErr := ethtool.NewEthtool()
-	if err := netns.Set(orig); err != nil {
-		// The thread is stuck in ns: leave it locked so no other goroutine runs there.
-		runtime.LockOSThread()
 		if e != nil {
 			e.Close()
 		}
-		return nil, fmt.Errorf("open ethtool socket: leave netns: %w", err)
-	}
-	if openErr != nil {
-		return nil, fmt.Errorf("open ethtool socket: %w", openErr)
+		return nil, fmt.Errorf("open ethtool socket: %w", err)
 	}
 	return &Ethtool{e: e}, nil
 }

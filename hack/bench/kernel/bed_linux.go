@@ -16,6 +16,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
+	"github.com/offloadd/offloadd/internal/nsthread"
 	"github.com/offloadd/offloadd/nic/linux/rtnl"
 	"github.com/offloadd/offloadd/nic/linux/tcflower"
 )
@@ -160,7 +161,7 @@ func (b *bed) close() {
 // without moving the caller's threads into it.
 func newNamedNetns(name string) (netns.NsHandle, error) {
 	ns := netns.None()
-	err := onOwnThread(func() error {
+	err := nsthread.Do(func() error {
 		var err error
 		ns, err = netns.NewNamed(name)
 		return err
@@ -173,31 +174,6 @@ func newNamedNetns(name string) (netns.NsHandle, error) {
 		return netns.None(), fmt.Errorf("create netns %s: %w", name, err)
 	}
 	return ns, nil
-}
-
-// onOwnThread runs fn on a locked thread of its own, which fn may move
-// to another namespace. The thread goes back to its namespace afterwards
-// or, if it cannot, ends with its goroutine.
-func onOwnThread(fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("get current netns: %w", err)
-			return
-		}
-		defer orig.Close()
-		err = fn()
-		if rerr := netns.Set(orig); rerr != nil {
-			errc <- errors.Join(err, fmt.Errorf("return to the original netns: %w", rerr))
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- err
-	}()
-	return <-errc
 }
 
 // settle waits until the machine is idle: the kernel frees deleted

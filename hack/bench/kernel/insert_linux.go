@@ -23,6 +23,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/offloadd/offloadd/internal/nsthread"
 	"github.com/offloadd/offloadd/nic"
 	"github.com/offloadd/offloadd/nic/linux"
 	"github.com/offloadd/offloadd/nic/linux/rtnl"
@@ -481,10 +482,7 @@ func countAcks(b []byte) (int, error) {
 // extended acks on, as rtnl.Dial does.
 func netlinkSocketAt(ns netns.NsHandle) (int, error) {
 	fd := -1
-	err := onOwnThread(func() error {
-		if err := netns.Set(ns); err != nil {
-			return fmt.Errorf("enter netns: %w", err)
-		}
+	err := nsthread.In(ns, func() error {
 		var err error
 		if fd, err = unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE); err != nil {
 			fd = -1

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -15,6 +14,8 @@ import (
 
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/offloadd/offloadd/internal/nsthread"
 )
 
 // MaxBatch is how many requests go in one sendmsg. It keeps the acks and
@@ -74,9 +75,8 @@ func Dial(ns netns.NsHandle) (*Conn, error) {
 	return &Conn{fd: fd, rbuf: make([]byte, minRecvBuf)}, nil
 }
 
-// socketAt opens a blocking rtnetlink socket in ns. The namespace switch
-// happens on a locked thread of its own, which dies with its goroutine
-// if it cannot return to its namespace.
+// socketAt opens a blocking rtnetlink socket in ns, on a thread of its
+// own (nsthread.In).
 func socketAt(ns netns.NsHandle) (int, error) {
 	open := func() (int, error) {
 		fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
@@ -88,39 +88,19 @@ func socketAt(ns netns.NsHandle) (int, error) {
 	if !ns.IsOpen() {
 		return open()
 	}
-	type result struct {
-		fd  int
-		err error
+	fd := -1
+	err := nsthread.In(ns, func() error {
+		var err error
+		fd, err = open()
+		return err
+	})
+	if err != nil {
+		if fd >= 0 {
+			_ = unix.Close(fd)
+		}
+		return -1, err
 	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{-1, fmt.Errorf("get current netns: %w", err)}
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(ns); err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{-1, fmt.Errorf("enter netns: %w", err)}
-			return
-		}
-		fd, err := open()
-		if rerr := netns.Set(orig); rerr != nil {
-			// The thread stays locked and ends with this goroutine.
-			if err == nil {
-				_ = unix.Close(fd)
-			}
-			ch <- result{-1, fmt.Errorf("return from netns: %w", rerr)}
-			return
-		}
-		runtime.UnlockOSThread()
-		ch <- result{fd, err}
-	}()
-	r := <-ch
-	return r.fd, r.err
+	return fd, nil
 }
 
 // Close closes the socket.
