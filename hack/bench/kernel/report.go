@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/offloadd/offloadd/hack/bench/report"
 	"io"
 	"os"
 	"runtime"
@@ -11,6 +10,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/offloadd/offloadd/hack/bench/report"
 )
 
 // Figure is one measured number, in the shape every offloadd benchmark writes.
