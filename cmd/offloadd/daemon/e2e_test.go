@@ -8,9 +8,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -459,4 +462,46 @@ func TestE2EMetrics(t *testing.T) {
 	} {
 		assert.Contains(t, text, want)
 	}
+
+	problems, err := promlint.New(strings.NewReader(text)).Lint()
+	require.NoError(t, err)
+	assert.Empty(t, problems, "promlint")
+
+	// Counters only go up: traffic, then delete the flows that counted it.
+	dp := v1.NewDatapathServiceClient(n.conn)
+	for range 3 {
+		_, err := dp.InjectPacket(ctx(t), &v1.InjectPacketRequest{Port: "pf0vf0",
+			Packet: &v1.InjectPacketRequest_Spec{Spec: "tcp,eth_src=02:42:0f:01:00:00,src=10.0.0.10,dst=10.0.1.5,dport=22"}})
+		require.NoError(t, err)
+	}
+	require.NoError(t, n.d.Engine().RefreshStats(ctx(t)))
+	before := scrapeCounters(t, n)
+	require.Positive(t, before[`offloadd_flow_packets_total{device="p0",plane="hardware"}`])
+	_, err = n.flows.DeleteFlows(ctx(t), &v1.DeleteFlowsRequest{Ids: []string{"antispoof-ip-vf0", "acl-ssh-vf0"}})
+	require.NoError(t, err)
+	after := scrapeCounters(t, n)
+	for name, v := range before {
+		assert.GreaterOrEqual(t, after[name], v, "%s went down after deletes", name)
+	}
+}
+
+// scrapeCounters returns every *_total sample of offloadd's metrics.
+func scrapeCounters(t *testing.T, n *node) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + n.d.MetricsAddr().String() + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	out := map[string]float64{}
+	for _, line := range strings.Split(string(body), "\n") {
+		name, val, ok := strings.Cut(line, " ")
+		if !ok || !strings.HasPrefix(name, "offloadd_") || !strings.Contains(name, "_total") {
+			continue
+		}
+		v, err := strconv.ParseFloat(val, 64)
+		require.NoError(t, err, line)
+		out[name] = v
+	}
+	return out
 }
