@@ -41,7 +41,7 @@ const eqSeedEnv = "OFFLOADD_EQUIV_SEED"
 var (
 	eqProfiles = []string{nic.ProfileMLX5ConnectX6Dx, nic.ProfileMLX5BlueField2, nic.ProfileNFPAgilioCX, nic.ProfileICEE810}
 	// 0 keeps the profile's (large) table; the small ones make flows spill.
-	eqTableSizes = []int{1, 2, 3, 4, 5, 6, 8, 12, 0}
+	eqTableSizes = []int{1, 2, 3, 4, 6, 8, 12, 0, 0, 0}
 	// eqNoNeigh is a tunnel endpoint without a neighbour entry: encap to it
 	// misses in hardware and is dropped (with a solicitation) in software.
 	eqNoNeigh   = netip.MustParseAddr("198.51.100.99")
@@ -92,7 +92,7 @@ func newEqGen(seed uint64, ports portSet) *eqGen {
 
 func (g *eqGen) newCase(seed uint64) *eqCase {
 	c := &eqCase{seed: seed, profile: pick(g.propGen, eqProfiles...), tableSize: pick(g.propGen, eqTableSizes...)}
-	c.flows = g.flowSet(4 + g.r.IntN(13))
+	c.flows = g.flowSet(4 + g.r.IntN(17))
 	c.pkts = g.traffic()
 	return c
 }
@@ -114,6 +114,23 @@ func (g *eqGen) flowSet(n int) []*flow.Flow {
 	}
 	for tries := 0; len(out) < n && tries < 50*n; tries++ {
 		add(g.oneFlow())
+	}
+	// Catch-alls late in chain 0 make most packets hit something, and
+	// overlap with everything before them.
+	for _, port := range []string{rep0, rep1, up, vx} {
+		if !g.chance(0.5) {
+			continue
+		}
+		f := &flow.Flow{Port: port, Priority: 6 + uint16(g.r.IntN(2))}
+		if g.chance(0.5) {
+			f.Match = ipv4(f.Match)
+		}
+		f.Actions = []flow.Action{pick(g.propGen, redirect(g.target(port)), redirect(g.target(port)), drop())}
+		if port == vx {
+			f.Match.TunDstPort = flow.Some[uint16](4789)
+			f.Actions = append([]flow.Action{{Kind: flow.ActTunnelDecap}}, f.Actions...)
+		}
+		add(f)
 	}
 	// Every goto target gets a rule: the engine refuses gotos to empty chains.
 	for i := 0; i < len(out); i++ {
@@ -417,7 +434,7 @@ func (g *eqGen) gap() time.Duration {
 // traffic interleaves a few connections' scripts with random packets.
 func (g *eqGen) traffic() []eqPkt {
 	var queues [][]eqPkt
-	for range 2 + g.r.IntN(3) {
+	for range 2 + g.r.IntN(5) {
 		queues = append(queues, g.script(g.conn()))
 	}
 	var out []eqPkt
