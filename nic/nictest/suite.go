@@ -33,6 +33,7 @@ func Run(t *testing.T, newDevice func(t *testing.T) nic.Device) {
 		{"SoftwareFailedReplaceKeepsCopy", testSoftwareFailedReplace},
 		{"HardwareRefusal", testHardwareRefusal},
 		{"HardwareCapacity", testCapacity},
+		{"NoSkipFlag", testNoSkipFlag},
 		{"CancelledContext", testCancelled},
 		{"Concurrent", testConcurrent},
 		{"Close", testClose},

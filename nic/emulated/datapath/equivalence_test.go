@@ -59,19 +59,42 @@ type eqPkt struct {
 
 func (p eqPkt) String() string { return fmt.Sprintf("+%v on %s: %s", p.gap, p.port, p.spec) }
 
-// eqCase is one scenario: both worlds are built from it alone.
+// eqCase is one scenario: both worlds are built from it alone. World A
+// reaches the final flows step by step, as a controller would: a first
+// batch with decoys (flows that take room, then go) and older versions of
+// some flows, a second batch with the rest and the final versions, the
+// decoys' delete, then maybe a promotion pass. World B applies the final
+// flows in one batch.
 type eqCase struct {
 	seed      uint64
 	profile   string
 	tableSize int
 	flows     []*flow.Flow
+	late      []bool       // the flow comes in the second batch
+	older     []*flow.Flow // an older version in the first batch (of late flows), or nil
+	decoys    []*flow.Flow
+	promote   bool
 	pkts      []eqPkt
 }
 
-func (c *eqCase) withFlows(fs []*flow.Flow) *eqCase {
+// without returns c without flow i.
+func (c *eqCase) without(i int) *eqCase {
 	d := *c
-	d.flows = fs
+	d.flows = slices.Delete(slices.Clone(c.flows), i, i+1)
+	d.late = slices.Delete(slices.Clone(c.late), i, i+1)
+	d.older = slices.Delete(slices.Clone(c.older), i, i+1)
 	return &d
+}
+
+// oneBatch returns c with world A applying the final flows in one batch.
+func (c *eqCase) oneBatch() *eqCase {
+	d := *c
+	d.late, d.older, d.decoys, d.promote = make([]bool, len(c.flows)), make([]*flow.Flow, len(c.flows)), nil, false
+	return &d
+}
+
+func (c *eqCase) staged() bool {
+	return len(c.decoys) > 0 || c.promote || slices.Contains(c.late, true)
 }
 
 func (c *eqCase) withPkts(ps []eqPkt) *eqCase {
@@ -93,8 +116,59 @@ func newEqGen(seed uint64, ports portSet) *eqGen {
 func (g *eqGen) newCase(seed uint64) *eqCase {
 	c := &eqCase{seed: seed, profile: pick(g.propGen, eqProfiles...), tableSize: pick(g.propGen, eqTableSizes...)}
 	c.flows = g.flowSet(4 + g.r.IntN(17))
+	c.late, c.older = make([]bool, len(c.flows)), make([]*flow.Flow, len(c.flows))
+	if g.chance(0.6) {
+		g.stage(c)
+	}
 	c.pkts = g.traffic()
 	return c
+}
+
+// stage spreads c's flows over two batches, with older versions, decoys
+// and a promotion pass.
+func (g *eqGen) stage(c *eqCase) {
+	for i, f := range c.flows {
+		c.late[i] = g.chance(0.4)
+		if !c.late[i] || !g.chance(0.4) {
+			continue
+		}
+		o := f.Clone()
+		switch g.r.IntN(3) {
+		case 0:
+			o.Priority = g.prio()
+		case 1:
+			o.Policy = pick(g.propGen, flow.PolicyAuto, flow.PolicySoftwareOnly)
+		default:
+			o.Actions = []flow.Action{drop()}
+		}
+		c.older[i] = o
+	}
+	// A goto in the first batch needs a rule of its target chain there.
+	for moved := true; moved; {
+		moved = false
+		for i, f := range c.flows {
+			for _, a := range f.Actions {
+				if a.Kind != flow.ActGoto || c.late[i] {
+					continue
+				}
+				if !slices.ContainsFunc(c.flows, func(t *flow.Flow) bool {
+					j := slices.Index(c.flows, t)
+					return t.Port == f.Port && t.Chain == a.Chain && !c.late[j]
+				}) {
+					c.late[i], moved = true, true
+				}
+			}
+		}
+	}
+	for range g.r.IntN(5) {
+		d := g.oneFlow()
+		d.ID = fmt.Sprintf("decoy%d", len(c.decoys))
+		flow.Normalize(d)
+		if len(flow.Validate(d, g.ports)) == 0 {
+			c.decoys = append(c.decoys, d)
+		}
+	}
+	c.promote = g.chance(0.5)
 }
 
 // flowSet makes n valid flows (plus rules for goto targets that have none).
@@ -481,18 +555,78 @@ func newEqWorld(c *eqCase, softwareOnly bool) (*eqWorld, error) {
 		_ = dev.Close()
 		return nil, err
 	}
-	fs := make([]*flow.Flow, len(c.flows))
-	for i, f := range c.flows {
-		fs[i] = f.Clone()
-		if softwareOnly {
-			fs[i].Policy = flow.PolicySoftwareOnly
+	if softwareOnly || !c.staged() {
+		fs := make([]*flow.Flow, len(c.flows))
+		for i, f := range c.flows {
+			fs[i] = f.Clone()
+			if softwareOnly {
+				fs[i].Policy = flow.PolicySoftwareOnly
+			}
 		}
+		if w.res, err = w.eng.Apply(context.Background(), fs, offload.ApplyOptions{}); err != nil {
+			w.close()
+			return nil, err
+		}
+		return w, nil
 	}
-	if w.res, err = w.eng.Apply(context.Background(), fs, offload.ApplyOptions{}); err != nil {
+	if err := w.applyStaged(c); err != nil {
 		w.close()
 		return nil, err
 	}
 	return w, nil
+}
+
+// applyStaged reaches c's flows in steps (see eqCase) and sets w.res to
+// one result per flow, from the batch that applied its final version.
+func (w *eqWorld) applyStaged(c *eqCase) error {
+	ctx := context.Background()
+	first := slices.Clone(c.decoys)
+	var second []*flow.Flow
+	var at []int // index in c.flows of each flow of second
+	for i, f := range c.flows {
+		switch {
+		case !c.late[i]:
+			first = append(first, f)
+		case c.older[i] != nil:
+			first = append(first, c.older[i])
+			fallthrough
+		default:
+			second = append(second, f)
+			at = append(at, i)
+		}
+	}
+	w.res = make([]offload.Result, len(c.flows))
+	res, err := w.eng.Apply(ctx, first, offload.ApplyOptions{})
+	if err != nil {
+		return err
+	}
+	for _, r := range res[len(c.decoys):] {
+		if i := slices.IndexFunc(c.flows, func(f *flow.Flow) bool { return f.ID == r.ID }); i >= 0 && !c.late[i] {
+			w.res[i] = r
+		}
+	}
+	if res, err = w.eng.Apply(ctx, second, offload.ApplyOptions{}); err != nil {
+		return err
+	}
+	for k, r := range res {
+		w.res[at[k]] = r
+		if r.Outcome == offload.OutcomeUpdated || r.Outcome == offload.OutcomeUnchanged {
+			w.res[at[k]].Outcome = offload.OutcomeCreated // the final version is in place
+		}
+	}
+	ids := make([]string, len(c.decoys))
+	for i, d := range c.decoys {
+		ids[i] = d.ID
+	}
+	if _, err := w.eng.Delete(ctx, ids); err != nil {
+		return err
+	}
+	if c.promote {
+		if _, err := w.eng.PromoteSpilled(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (w *eqWorld) close() {
@@ -503,7 +637,7 @@ func (w *eqWorld) close() {
 // eqStats counts what a run saw, to show the cases exercise something.
 type eqStats struct {
 	packets, injectErrors, hardwareOnly, mixed int
-	verdicts                                  map[datapath.Verdict]int
+	verdicts                                   map[datapath.Verdict]int
 }
 
 func (s *eqStats) String() string {
@@ -561,7 +695,9 @@ func runEqCase(c *eqCase, stats *eqStats) (*eqMismatch, error) {
 			}
 			if !ta.SoftwarePath {
 				stats.hardwareOnly++
-			} else if slices.ContainsFunc(ta.Steps, func(s datapath.Step) bool { return s.Kind == datapath.StepRule && s.Matched && s.Plane == flow.Hardware }) {
+			} else if slices.ContainsFunc(ta.Steps, func(s datapath.Step) bool {
+				return s.Kind == datapath.StepRule && s.Matched && s.Plane == flow.Hardware
+			}) {
 				stats.mixed++
 			}
 		}
@@ -625,10 +761,24 @@ func eqShrink(c *eqCase, m *eqMismatch) (*eqCase, *eqMismatch) {
 		return nil
 	}
 	c = c.withPkts(slices.Clone(c.pkts[:m.i+1]))
+	if d := c.oneBatch(); c.staged() {
+		if mm := fails(d); mm != nil {
+			c, m = d.withPkts(slices.Clone(d.pkts[:mm.i+1])), mm
+		}
+	}
 	for progress := true; progress; {
 		progress = false
+		for i := 0; i < len(c.decoys); {
+			d := *c
+			d.decoys = slices.Delete(slices.Clone(c.decoys), i, i+1)
+			if mm := fails(&d); mm != nil {
+				c, m, progress = d.withPkts(slices.Clone(d.pkts[:mm.i+1])), mm, true
+				continue
+			}
+			i++
+		}
 		for i := 0; i < len(c.flows); {
-			d := c.withFlows(slices.Delete(slices.Clone(c.flows), i, i+1))
+			d := c.without(i)
 			if mm := fails(d); mm != nil {
 				c, m, progress = d.withPkts(slices.Clone(d.pkts[:mm.i+1])), mm, true
 				continue
@@ -659,6 +809,21 @@ func eqReport(c *eqCase, m *eqMismatch) string {
 		m.diff, c.seed, eqSeedEnv, c.seed, c.profile, c.tableSize)
 	b.WriteString("flows (placement in world A):\n")
 	b.WriteString(eqDescribe(c))
+	if c.staged() {
+		b.WriteString("world A applied them in steps:\n")
+		for i, f := range c.flows {
+			if c.late[i] {
+				fmt.Fprintf(&b, "  %s in the second batch\n", f.ID)
+			}
+			if c.older[i] != nil {
+				fmt.Fprintf(&b, "  %s first as %s\n", f.ID, prototext.MarshalOptions{}.Format(api.FlowToProto(c.older[i])))
+			}
+		}
+		for _, d := range c.decoys {
+			fmt.Fprintf(&b, "  decoy in the first batch, then deleted: %s\n", prototext.MarshalOptions{}.Format(api.FlowToProto(d)))
+		}
+		fmt.Fprintf(&b, "  PromoteSpilled at the end: %v\n", c.promote)
+	}
 	b.WriteString("packets:\n")
 	for i, p := range c.pkts {
 		fmt.Fprintf(&b, "  %d %s\n", i, p)
