@@ -36,10 +36,10 @@ type Device struct {
 	wanted  map[string]nic.Port // configured ports, present or not
 	ifindex map[string]int32
 	names   map[int32]string
-	qdisc   map[int32]bool // clsact ensured
+	qdisc   map[int32]bool       // clsact ensured
 	planes  [3]map[string]*entry // by flow.Plane: skip_sw, skip_hw, no flag
-	hashes  map[[12]byte]string // cookie hash -> flow ID
-	handles handles             // filter handles in use, over all filter lists
+	hashes  map[[12]byte]string  // cookie hash -> flow ID
+	handles handles              // filter handles in use, over all filter lists
 	enc     tcflower.Encoder
 
 	events    chan nic.Event

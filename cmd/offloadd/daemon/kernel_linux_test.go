@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"syscall"
 	"testing"
@@ -289,19 +290,37 @@ func TestKernelDaemonOverlayTraffic(t *testing.T) {
 	n, err = conn.Read(buf)
 	require.NoError(t, err)
 	assert.Equal(t, "hello through the overlay", string(buf[:n]))
+	var sc net.Conn
 	select {
-	case sc := <-web.conns:
+	case sc = <-web.conns:
 		defer sc.Close()
 	case <-time.After(5 * time.Second):
 		t.Fatal("the remote web server saw no connection")
 	}
-	waitDeltas(t, kd.flows, "a TCP/8080 exchange", base, func() map[string]uint64 {
+	counted := func() map[string]uint64 {
 		info := tcpInfo(t, conn)
 		out, in := uint64(info.Segs_out), uint64(info.Segs_in)
 		return map[string]uint64{"out-ct": out, "out-new": 1, "out-est": out - 1, "in-ct": in, "in-est": in}
-	})
+	}
+	base = waitDeltas(t, kd.flows, "a TCP/8080 exchange", base, counted)
 	info := tcpInfo(t, conn)
 	t.Logf("TCP/8080: client sent %d and received %d segments, all counted", info.Segs_out, info.Segs_in)
+
+	// FIN both ways: the close goes through the same +est rules.
+	before := counted()
+	require.NoError(t, conn.(*net.TCPConn).CloseWrite(), "client FIN")
+	require.NoError(t, sc.Close(), "server FIN")
+	_, err = conn.Read(buf)
+	require.ErrorIs(t, err, io.EOF, "the client sees the server's FIN")
+	waitDeltas(t, kd.flows, "the TCP/8080 close (FIN, FIN, ACK)", base, func() map[string]uint64 {
+		now := counted()
+		for k := range now {
+			now[k] -= before[k]
+		}
+		return now
+	})
+	info = tcpInfo(t, conn)
+	t.Logf("TCP/8080 closed: client sent %d and received %d segments in all, all counted", info.Segs_out, info.Segs_in)
 
 	stop, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
