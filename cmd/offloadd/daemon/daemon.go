@@ -52,6 +52,9 @@ type Daemon struct {
 	// closers run at shutdown after the devices' users have stopped.
 	closers []func() error
 	lis     []net.Listener
+	// ownSocket is set once the daemon has created its unix socket, the
+	// only thing at that path Shutdown may remove.
+	ownSocket bool
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -217,6 +220,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 			return err
 		}
 		d.lis = append(d.lis, lis)
+		d.ownSocket = true
 	}
 	if d.cfg.TCP != "" {
 		lis, err := net.Listen("tcp", d.cfg.TCP)
@@ -284,7 +288,8 @@ func (d *Daemon) Addrs() []net.Addr {
 	return out
 }
 
-// listenUnix listens on path with mode 0600, replacing a stale socket.
+// listenUnix listens on path with mode 0600, replacing a stale socket but
+// nothing else.
 func listenUnix(path string) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("create socket dir for %s: %w", path, err)
@@ -293,8 +298,18 @@ func listenUnix(path string) (net.Listener, error) {
 		c.Close()
 		return nil, fmt.Errorf("listen on %s: another offloadd is serving there", path)
 	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("remove stale socket %s: %w", path, err)
+	// Only a stale socket is ours to remove: a regular file, a directory or
+	// a symlink at the path is someone else's, and the daemon runs as root.
+	switch fi, err := os.Lstat(path); {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return nil, fmt.Errorf("check socket path %s: %w", path, err)
+	case fi.Mode().Type() != os.ModeSocket:
+		return nil, fmt.Errorf("listen on %s: %s exists and is not a socket (%s); refusing to remove it", path, path, fi.Mode().Type())
+	default:
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("remove stale socket %s: %w", path, err)
+		}
 	}
 	lis, err := net.Listen("unix", path)
 	if err != nil {
@@ -305,6 +320,13 @@ func listenUnix(path string) (net.Listener, error) {
 		return nil, fmt.Errorf("chmod socket %s: %w", path, err)
 	}
 	return lis, nil
+}
+
+// removeSocket removes path if it is still a socket.
+func removeSocket(path string) {
+	if fi, err := os.Lstat(path); err == nil && fi.Mode().Type() == os.ModeSocket {
+		os.Remove(path)
+	}
 }
 
 func (d *Daemon) closeListeners() {
@@ -337,8 +359,8 @@ func (d *Daemon) Shutdown(ctx context.Context) {
 		}
 		d.wg.Wait()
 		d.closeDevices()
-		if d.cfg.Socket != "" {
-			os.Remove(d.cfg.Socket)
+		if d.ownSocket {
+			removeSocket(d.cfg.Socket)
 		}
 		d.log.Info("stopped")
 	})
