@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -40,6 +41,7 @@ type Daemon struct {
 	devs   []nic.Device
 	engine *offload.Engine
 	store  *store.Bolt
+	sec    *security
 	grpc   *grpc.Server
 	api    *api.Server
 	mig    *fallback.Migrator
@@ -103,11 +105,18 @@ func New(cfg Config, log *slog.Logger) (*Daemon, error) {
 		return nil, err
 	}
 	d.engine = eng
+	sec, closers, err := newSecurity(cfg, log, eng)
+	if err != nil {
+		d.closeDevices()
+		return nil, err
+	}
+	d.sec = sec
+	d.closers = append(d.closers, closers...)
 	// Controllers send batches of thousands of flows, several in flight:
 	// windows of 1 and 4 MiB (not gRPC's 64 KiB start) let them stream
 	// without waiting on flow-control updates, and bigger reads mean fewer
 	// syscalls per batch.
-	d.grpc = grpc.NewServer(append(api.ServerOptions(),
+	d.grpc = grpc.NewServer(append(append(api.ServerOptions(), sec.serverOptions()...),
 		grpc.MaxRecvMsgSize(MaxMsgSize), grpc.MaxSendMsgSize(MaxMsgSize),
 		grpc.InitialWindowSize(1<<20), grpc.InitialConnWindowSize(4<<20), grpc.ReadBufferSize(256<<10))...)
 	d.api = api.NewServer(eng, eng, api.WithLogger(log), api.WithVersion(Version))
@@ -176,7 +185,7 @@ func (d *Daemon) wireDatapathAndMigration(cfg Config, emu *emulated.Device) erro
 		return err
 	}
 	d.mig = m
-	api.NewMigrationService(m, api.WithMigrationLogger(d.log)).Register(d.grpc)
+	api.NewMigrationService(m, api.WithMigrationLogger(d.log), api.WithPeers(d.sec.peers)).Register(d.grpc)
 	return nil
 }
 
@@ -236,6 +245,9 @@ func (d *Daemon) Start(ctx context.Context) error {
 			d.closeListeners()
 			return fmt.Errorf("listen for metrics on %s: %w", d.cfg.Metrics, err)
 		}
+		if d.cfg.MetricsTLS {
+			lis = tls.NewListener(lis, d.sec.tls.MetricsConfig())
+		}
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(api.NewMetrics(d.engine, d.engine), collectors.NewGoCollector(),
 			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -263,6 +275,13 @@ func (d *Daemon) Start(ctx context.Context) error {
 		defer d.wg.Done()
 		fallback.NewPromoter(d.engine, d.log, time.Duration(d.cfg.PromoteRetry)).Run(runCtx)
 	}()
+	if d.cfg.TCP != "" && d.sec.tls == nil {
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			warnInsecure(runCtx, d.log, d.cfg.TCP, insecureWarnEvery)
+		}()
+	}
 	for _, lis := range d.lis {
 		d.wg.Add(1)
 		go func() {
