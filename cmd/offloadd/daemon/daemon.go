@@ -57,6 +57,8 @@ type Daemon struct {
 	// ownSocket is set once the daemon has created its unix socket, the
 	// only thing at that path Shutdown may remove.
 	ownSocket bool
+	// tcpAddr is the TCP listener's address, once listening.
+	tcpAddr string
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -238,6 +240,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 			return fmt.Errorf("listen on %s: %w", d.cfg.TCP, err)
 		}
 		d.lis = append(d.lis, lis)
+		d.tcpAddr = lis.Addr().String()
 	}
 	if d.cfg.Metrics != "" {
 		lis, err := net.Listen("tcp", d.cfg.Metrics)
@@ -253,7 +256,8 @@ func (d *Daemon) Start(ctx context.Context) error {
 			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		d.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		d.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelDebug)}
 		d.metricsAddr = lis.Addr()
 		d.wg.Add(1)
 		go func() {
@@ -275,11 +279,12 @@ func (d *Daemon) Start(ctx context.Context) error {
 		defer d.wg.Done()
 		fallback.NewPromoter(d.engine, d.log, time.Duration(d.cfg.PromoteRetry)).Run(runCtx)
 	}()
-	if d.cfg.TCP != "" && d.sec.tls == nil {
+	if d.tcpAddr != "" && d.sec.tls == nil {
+		warnPlaintext(d.log, d.tcpAddr)
 		d.wg.Add(1)
 		go func() {
 			defer d.wg.Done()
-			warnInsecure(runCtx, d.log, d.cfg.TCP, insecureWarnEvery)
+			warnPlaintextEvery(runCtx, d.log, d.tcpAddr, insecureWarnEvery)
 		}()
 	}
 	for _, lis := range d.lis {

@@ -96,13 +96,14 @@ func flowPorts(eng *offload.Engine) authz.FlowPorts {
 	}
 }
 
-// warnInsecure logs that TCP is plaintext now and every interval until ctx ends.
-func warnInsecure(ctx context.Context, log *slog.Logger, addr string, every time.Duration) {
-	warn := func() {
-		log.Warn("the API is served in PLAINTEXT on TCP with no authentication (--insecure-tcp): anyone who reaches "+
-			addr+" is the anonymous identity; use tls (cert, key, clientCA) instead", "addr", addr)
-	}
-	warn()
+// warnPlaintext says that the TCP listener at addr is plaintext.
+func warnPlaintext(log *slog.Logger, addr string) {
+	log.Warn("the API is served in PLAINTEXT on TCP with no authentication (--insecure-tcp): anyone who reaches "+
+		addr+" is the anonymous identity; configure tls (cert, key, clientCA) instead", "addr", addr)
+}
+
+// warnPlaintextEvery repeats warnPlaintext every interval until ctx ends.
+func warnPlaintextEvery(ctx context.Context, log *slog.Logger, addr string, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -110,7 +111,7 @@ func warnInsecure(ctx context.Context, log *slog.Logger, addr string, every time
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			warn()
+			warnPlaintext(log, addr)
 		}
 	}
 }
