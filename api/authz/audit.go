@@ -70,6 +70,11 @@ func Arguments(req any) []slog.Attr {
 			ids[i] = f.GetId()
 		}
 		out = append(idAttrs(ids), slog.Bool("atomic", r.GetAtomic()))
+	case FlowBatch:
+		out = idAttrs(r.FlowIDs())
+		if a, ok := r.(interface{ Atomic() bool }); ok {
+			out = append(out, slog.Bool("atomic", a.Atomic()))
+		}
 	case *v1.DeleteFlowsRequest:
 		out = idAttrs(r.GetIds())
 	case *v1.PrepareMigrationRequest:

@@ -105,6 +105,13 @@ func validIdentity(s string) error {
 	return fmt.Errorf("identity %q: want uid:N, gid:N, a URI (spiffe://…), dns:NAME, cn:NAME or anonymous", s)
 }
 
+// FlowBatch is an ApplyFlows request as the API's fast path decodes it
+// (api.ApplyFlowsBatch): IDs and ingress ports in request order.
+type FlowBatch interface {
+	FlowIDs() []string
+	FlowPorts() []string
+}
+
 // FlowPorts looks up the ingress port of existing flows, for port-scoped
 // deletes; a missing flow is not in the map.
 type FlowPorts func(ids []string) map[string]string
@@ -218,6 +225,14 @@ func (p *Policy) inScope(b Binding, method string, req any) error {
 	case *v1.ApplyFlowsRequest:
 		for i, f := range r.GetFlows() {
 			if err := b.allowsFlow(f.GetId(), f.GetPort(), true); err != nil {
+				return fmt.Errorf("flows[%d]: %w", i, err)
+			}
+		}
+		return nil
+	case FlowBatch:
+		ports := r.FlowPorts()
+		for i, id := range r.FlowIDs() {
+			if err := b.allowsFlow(id, ports[i], true); err != nil {
 				return fmt.Errorf("flows[%d]: %w", i, err)
 			}
 		}

@@ -82,3 +82,23 @@ func TestIDsDigest(t *testing.T) {
 	assert.Equal(t, "flows", args[0].Key)
 	assert.Equal(t, "ids_sha256", args[1].Key)
 }
+
+// batch stands in for api.ApplyFlowsBatch.
+type batch struct{ ids, ports []string }
+
+func (b batch) FlowIDs() []string   { return b.ids }
+func (b batch) FlowPorts() []string { return b.ports }
+func (b batch) Atomic() bool        { return true }
+
+func TestPolicyScopesFastPathBatches(t *testing.T) {
+	p, err := NewPolicy([]Binding{{Identity: "cn:t", Roles: []Role{RoleOperator}, IDPrefixes: []string{"t-"}, Ports: []string{"pf0vf0"}}}, nil, nil)
+	require.NoError(t, err)
+	apply := v1.FlowService_ApplyFlows_FullMethodName
+	assert.NoError(t, p.Authorize(tlsID("cn:t"), apply, batch{[]string{"t-1"}, []string{"pf0vf0"}}))
+	assert.ErrorContains(t, p.Authorize(tlsID("cn:t"), apply, batch{[]string{"t-1", "u-1"}, []string{"pf0vf0", "pf0vf0"}}), "flows[1]")
+	assert.ErrorContains(t, p.Authorize(tlsID("cn:t"), apply, batch{[]string{"t-1"}, []string{""}}), "on port")
+	args := Arguments(batch{[]string{"t-1"}, []string{"pf0vf0"}})
+	require.Len(t, args, 3)
+	assert.Equal(t, "ids", args[1].Key)
+	assert.Equal(t, "atomic", args[2].Key)
+}

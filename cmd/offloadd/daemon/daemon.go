@@ -121,7 +121,9 @@ func New(cfg Config, log *slog.Logger) (*Daemon, error) {
 	d.grpc = grpc.NewServer(append(append(api.ServerOptions(), sec.serverOptions()...),
 		grpc.MaxRecvMsgSize(MaxMsgSize), grpc.MaxSendMsgSize(MaxMsgSize),
 		grpc.InitialWindowSize(1<<20), grpc.InitialConnWindowSize(4<<20), grpc.ReadBufferSize(256<<10))...)
-	d.api = api.NewServer(eng, eng, api.WithLogger(log), api.WithVersion(Version))
+	d.api = api.NewServer(eng, eng, api.WithLogger(log), api.WithVersion(Version),
+		// The authz interceptors read ApplyFlows batches as the codec decodes them.
+		api.WithBatchInterceptors())
 	d.api.Register(d.grpc)
 	if err := d.wireDatapathAndMigration(cfg, emu); err != nil {
 		d.closeDevices()
