@@ -297,7 +297,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 				d.log.Error("serve API", "addr", lis.Addr().String(), "err", err)
 			}
 		}()
-		d.log.Info("serving API", "addr", lis.Addr().String())
+		d.log.Info("serving API", "addr", lis.Addr().String(), "security", d.sec.describe(lis.Addr().Network()))
 	}
 	return nil
 }

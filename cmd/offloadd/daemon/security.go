@@ -78,6 +78,17 @@ func newSecurity(cfg Config, log *slog.Logger, eng *offload.Engine) (*security, 
 	return s, closers, nil
 }
 
+// describe says how a listener of network ("unix", "tcp") authenticates.
+func (s *security) describe(network string) string {
+	switch {
+	case network == "unix":
+		return "SO_PEERCRED uid/gid"
+	case s.tls != nil:
+		return "mTLS 1.3 as " + s.tls.Identity()
+	}
+	return "PLAINTEXT (--insecure-tcp)"
+}
+
 // serverOptions are the gRPC server options: credentials and interceptors.
 func (s *security) serverOptions() []grpc.ServerOption {
 	return append([]grpc.ServerOption{grpc.Creds(s.creds)}, s.authz.ServerOptions()...)

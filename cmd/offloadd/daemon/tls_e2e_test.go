@@ -191,7 +191,7 @@ func TestCertificateRotation(t *testing.T) {
 }
 
 // TestReflectionOnTCPOnlyWhenEnabled: reflection answers on the unix
-// socket, and on TCP only with tcpReflection.
+// socket, and on TCP only with tcpReflection; health likewise with tcpHealth.
 func TestReflectionOnTCPOnlyWhenEnabled(t *testing.T) {
 	p := newPKI(t)
 	admin := p.client(t, "admin")
@@ -215,9 +215,16 @@ func TestReflectionOnTCPOnlyWhenEnabled(t *testing.T) {
 	code, err = list(off.admin)
 	assert.Equal(t, codes.OK, code, "the unix socket keeps reflection: %v", err)
 
-	on := startSecure(t, p.node(t, "b"), func(c *Config) { c.Policy = pol; c.TCPReflection = true })
-	code, err = list(dialTLS(t, on.tcp, clientTLS(&admin, p.ca.Pool())))
+	on := startSecure(t, p.node(t, "b"), func(c *Config) { c.Policy = pol; c.TCPReflection = true; c.TCPHealth = false })
+	conn := dialTLS(t, on.tcp, clientTLS(&admin, p.ca.Pool()))
+	code, err = list(conn)
 	assert.Equal(t, codes.OK, code, "%v", err)
+
+	// Health is on TCP by default (above); tcpHealth: false turns it off there.
+	_, err = healthpb.NewHealthClient(conn).Check(ctx(t), &healthpb.HealthCheckRequest{})
+	assert.Equal(t, codes.Unimplemented, status.Code(err), "%v", err)
+	_, err = healthpb.NewHealthClient(on.admin).Check(ctx(t), &healthpb.HealthCheckRequest{})
+	assert.NoError(t, err, "the unix socket keeps health")
 }
 
 // TestMetricsTLS: with metricsTLS the metrics listener speaks TLS with the
