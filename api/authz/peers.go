@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -40,7 +41,20 @@ func (p Peer) Validate() error {
 }
 
 func hasUnixPrefix(s string) bool {
-	return len(s) > 4 && (s[:4] == "uid:" || s[:4] == "gid:")
+	return strings.HasPrefix(s, "uid:") || strings.HasPrefix(s, "gid:")
+}
+
+// ValidatePeers checks every peer and that no name is used twice.
+func ValidatePeers(peers []Peer) error {
+	for i, p := range peers {
+		if err := p.Validate(); err != nil {
+			return fmt.Errorf("peers[%d]: %w", i, err)
+		}
+		if slices.ContainsFunc(peers[:i], func(q Peer) bool { return q.Name == p.Name }) {
+			return fmt.Errorf("peers[%d]: name %s is used twice", i, p.Name)
+		}
+	}
+	return nil
 }
 
 // ErrUnknownPeer is a peer name that is not configured.
@@ -57,13 +71,8 @@ type PeerSet struct {
 // NewPeerSet checks peers; tls is required when there are any. opts are
 // added to every dial (message size limits).
 func NewPeerSet(peers []Peer, tls *TLSFiles, opts ...grpc.DialOption) (*PeerSet, error) {
-	for i, p := range peers {
-		if err := p.Validate(); err != nil {
-			return nil, fmt.Errorf("peers[%d]: %w", i, err)
-		}
-		if slices.ContainsFunc(peers[:i], func(q Peer) bool { return q.Name == p.Name }) {
-			return nil, fmt.Errorf("peers[%d]: name %s is used twice", i, p.Name)
-		}
+	if err := ValidatePeers(peers); err != nil {
+		return nil, err
 	}
 	if len(peers) > 0 && tls == nil {
 		return nil, errors.New("peers: migration peers need tls (cert, key, clientCA): the daemons authenticate each other")

@@ -85,6 +85,10 @@ func (b Binding) Validate() error {
 			return fmt.Errorf("identity %q: role %q is not reader, operator, migration-peer or admin", b.Identity, r)
 		}
 	}
+	// A scope narrows the operator role; next to admin it would mean nothing.
+	if b.scoped() && (!slices.Contains(b.Roles, RoleOperator) || slices.Contains(b.Roles, RoleAdmin)) {
+		return fmt.Errorf("identity %q: idPrefixes and ports scope the operator role: give it operator and not admin", b.Identity)
+	}
 	return nil
 }
 

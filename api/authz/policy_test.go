@@ -17,6 +17,8 @@ func TestPolicyBindingsValidate(t *testing.T) {
 		{Identity: "node-a", Roles: []Role{RoleReader}},
 		{Identity: "dns:a", Roles: []Role{"root"}},
 		{Identity: "dns:a"},
+		{Identity: "dns:a", Roles: []Role{RoleAdmin}, IDPrefixes: []string{"t-"}},
+		{Identity: "dns:a", Roles: []Role{RoleReader}, Ports: []string{"p0"}},
 	} {
 		_, err := NewPolicy([]Binding{b}, nil, nil)
 		assert.Error(t, err, "%+v", b)

@@ -213,7 +213,5 @@ func (c *Config) validateSecurity() error {
 	if len(c.Peers) > 0 && !c.TLS.Enabled() {
 		return fmt.Errorf("peers: migration peers need tls (cert, key, clientCA): the daemons authenticate each other")
 	}
-	// Names, addresses, identities and duplicates; the TLS files come later.
-	_, err := authz.NewPeerSet(c.Peers, &authz.TLSFiles{})
-	return err
+	return authz.ValidatePeers(c.Peers)
 }
