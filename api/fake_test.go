@@ -24,14 +24,14 @@ type fakeEngine struct {
 	violations map[string][]flow.Violation
 	// rejectAll makes an atomic Apply reject the batch with every flow aborted.
 	rejectAll bool
-	// explain is returned by Explain.
+	// explain is returned by ExplainBatch for every flow.
 	explain offload.Explanation
 	// events feeds watchers; closing it ends them with watchErr.
 	events chan offload.Event
 	// applied records each Apply call's flows and options.
 	applied [][]*flow.Flow
 	atomic  []bool
-	// explained records the flows passed to Explain.
+	// explained records the flows passed to ExplainBatch.
 	explained []*flow.Flow
 	// filters records List filters.
 	filters []offload.Filter
@@ -129,11 +129,15 @@ func (e *fakeEngine) Get(id string) (offload.Status, bool) {
 	return st, ok
 }
 
-func (e *fakeEngine) Explain(_ context.Context, f *flow.Flow) offload.Explanation {
+func (e *fakeEngine) ExplainBatch(_ context.Context, fs []*flow.Flow) []offload.Explanation {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.explained = append(e.explained, f)
-	return e.explain
+	out := make([]offload.Explanation, len(fs))
+	for i, f := range fs {
+		e.explained = append(e.explained, f)
+		out[i] = e.explain
+	}
+	return out
 }
 
 func (e *fakeEngine) Watch(context.Context) (*offload.Watcher, error) {

@@ -273,32 +273,63 @@ func (fs *flowService) GetFlow(_ context.Context, req *v1.GetFlowRequest) (*v1.G
 // ExplainFlow answers where a flow would run. An invalid flow is an
 // answer (state FAILED with violations), not an RPC error.
 func (fs *flowService) ExplainFlow(ctx context.Context, req *v1.ExplainFlowRequest) (*v1.ExplainFlowResponse, error) {
-	const path = "flow"
-	f, vs := FlowFromProto(req.GetFlow(), path)
-	if len(vs) > 0 {
-		resp := &v1.ExplainFlowResponse{
-			State:      v1.FlowState_FLOW_STATE_FAILED,
-			Violations: violationsToProto(f, path, vs),
-			Changed:    true,
-		}
-		if f.ID != "" {
-			if st, ok := fs.s.engine.Get(f.ID); ok {
-				resp.Installed = StatusToProto(st)
+	return fs.explain(ctx, []*v1.Flow{req.GetFlow()}, func(int) string { return "flow" })[0], nil
+}
+
+// ExplainFlows answers where each flow of a batch would run if applied
+// together now.
+func (fs *flowService) ExplainFlows(ctx context.Context, req *v1.ExplainFlowsRequest) (*v1.ExplainFlowsResponse, error) {
+	if len(req.GetFlows()) == 0 {
+		return nil, status.Error(codes.InvalidArgument, "flows: at least one flow is required")
+	}
+	results := fs.explain(ctx, req.GetFlows(), func(i int) string { return fmt.Sprintf("flows[%d]", i) })
+	return &v1.ExplainFlowsResponse{Results: results}, nil
+}
+
+// explain converts the flows and explains the valid ones as one batch;
+// path names each flow's place in the request.
+func (fs *flowService) explain(ctx context.Context, in []*v1.Flow, path func(int) string) []*v1.ExplainFlowResponse {
+	out := make([]*v1.ExplainFlowResponse, len(in))
+	flows := make([]*flow.Flow, len(in))
+	var valid []*flow.Flow
+	var at []int
+	for i, w := range in {
+		f, vs := FlowFromProto(w, path(i))
+		flows[i] = f
+		if len(vs) > 0 {
+			out[i] = &v1.ExplainFlowResponse{
+				State:      v1.FlowState_FLOW_STATE_FAILED,
+				Violations: violationsToProto(f, path(i), vs),
+				Changed:    true,
 			}
+			if f.ID != "" {
+				if st, ok := fs.s.engine.Get(f.ID); ok {
+					out[i].Installed = StatusToProto(st)
+				}
+			}
+			continue
 		}
-		return resp, nil
+		valid = append(valid, f)
+		at = append(at, i)
 	}
-	x := fs.s.engine.Explain(ctx, f)
-	resp := &v1.ExplainFlowResponse{
-		State:      StateToProto(x.State),
-		Reasons:    reasonsToProto(f, x.Reasons),
-		Violations: violationsToProto(f, path, x.Violations),
-		Changed:    x.Changed,
+	if len(valid) == 0 {
+		return out
 	}
-	if x.Installed != nil {
-		resp.Installed = StatusToProto(*x.Installed)
+	for k, x := range fs.s.engine.ExplainBatch(ctx, valid) {
+		i := at[k]
+		f := flows[i]
+		resp := &v1.ExplainFlowResponse{
+			State:      StateToProto(x.State),
+			Reasons:    reasonsToProto(f, x.Reasons),
+			Violations: violationsToProto(f, path(i), x.Violations),
+			Changed:    x.Changed,
+		}
+		if x.Installed != nil {
+			resp.Installed = StatusToProto(*x.Installed)
+		}
+		out[i] = resp
 	}
-	return resp, nil
+	return out
 }
 
 // WatchFlows sends the snapshot, a SYNC marker, then every change until

@@ -81,9 +81,9 @@ func newTrafficNode(t *testing.T, net bufNet, name string, clock *datapath.Manua
 // vmFlows are the VM's flows on port: an ACL; UDP to and from the peer
 // over VXLAN; TCP through conntrack zone 5 (into chain 2 of vxlan0 by the
 // network's flows), with established connections in hardware, new ones
-// committed in software, and software copies of the established rules for
-// packets that hardware hands to software mid-way (a connection not
-// offloaded yet), as OVS installs ct rules in both planes.
+// committed in software. No software twins: a packet that hardware hands
+// to software mid-way (a connection not offloaded yet) finds the
+// established rules' own software copies (no skip flag).
 func vmFlows(port string) []*v1.Flow {
 	u := func(v uint32) *uint32 { return &v }
 	act := func(as ...*v1.Action) []*v1.Action { return as }
@@ -97,18 +97,14 @@ func vmFlows(port string) []*v1.Flow {
 	}
 	gotoChain := func(c uint32) *v1.Action { return &v1.Action{Action: &v1.Action_Goto{Goto: &v1.Goto{Chain: c}}} }
 	tun := &v1.TunnelMatch{Vni: u(vni), DstPort: u(4789)}
-	sw := v1.PlacementPolicy_PLACEMENT_POLICY_SOFTWARE_ONLY
 	return []*v1.Flow{
 		{Id: "vm1-acl-smtp", Port: port, Priority: 1, Match: &v1.Match{EthType: "ipv4", IpProto: "tcp", DstPort: u(25)}, Actions: act(drop)},
 		{Id: "vm1-udp-out", Port: port, Priority: 5, Match: &v1.Match{EthType: "ipv4", IpProto: "udp", Ipv4Dst: peerIP}, Actions: act(encap, toVX)},
 		{Id: "vm1-ct-out", Port: port, Priority: 10, Match: &v1.Match{EthType: "ipv4", IpProto: "tcp", CtState: "-trk"}, Actions: act(ct(false), gotoChain(1))},
 		{Id: "vm1-est-out", Port: port, Chain: 1, Priority: 1, Match: &v1.Match{EthType: "ipv4", CtState: "+trk+est"}, Actions: act(encap, toVX)},
 		{Id: "vm1-new-out", Port: port, Chain: 1, Priority: 2, Match: &v1.Match{EthType: "ipv4", IpProto: "tcp", CtState: "+trk+new"}, Actions: act(ct(true), encap, toVX)},
-		{Id: "vm1-est-out-sw", Port: port, Chain: 1, Priority: 3, Policy: sw, Match: &v1.Match{EthType: "ipv4", CtState: "+trk+est"}, Actions: act(encap, toVX)},
 		{Id: "vm1-udp-in", Port: "vxlan0", Priority: 90, Match: &v1.Match{EthType: "ipv4", IpProto: "udp", Ipv4Dst: vmIP, Tunnel: tun}, Actions: act(decap, toVM)},
 		{Id: "vm1-est-in", Port: "vxlan0", Chain: 2, Priority: 1, Match: &v1.Match{EthType: "ipv4", Ipv4Dst: vmIP, CtState: "+trk+est", Tunnel: tun},
-			Actions: act(decap, toVM)},
-		{Id: "vm1-est-in-sw", Port: "vxlan0", Chain: 2, Priority: 2, Policy: sw, Match: &v1.Match{EthType: "ipv4", Ipv4Dst: vmIP, CtState: "+trk+est", Tunnel: tun},
 			Actions: act(decap, toVM)},
 	}
 }

@@ -22,7 +22,8 @@ type FlowEngine interface {
 	// List returns matching statuses sorted by flow ID.
 	List(f offload.Filter) []offload.Status
 	Get(id string) (offload.Status, bool)
-	Explain(ctx context.Context, f *flow.Flow) offload.Explanation
+	// ExplainBatch says where each flow would go if applied together now.
+	ExplainBatch(ctx context.Context, flows []*flow.Flow) []offload.Explanation
 	Watch(ctx context.Context) (*offload.Watcher, error)
 }
 

@@ -627,8 +627,9 @@ func (m *Migrator) portFlows(port string) []offload.Status {
 	return out
 }
 
-// inHardware reads every device's hardware plane and returns the IDs of
-// installed flows that are in ids or reference port, sorted.
+// inHardware reads every device's copies and returns the IDs of those in
+// hardware (skip_sw, or no skip flag and in_hw) that are in ids or
+// reference port, sorted.
 func (m *Migrator) inHardware(ctx context.Context, port string, ids []string) ([]string, error) {
 	want := make(map[string]bool, len(ids))
 	for _, id := range ids {
@@ -636,12 +637,12 @@ func (m *Migrator) inHardware(ctx context.Context, port string, ids []string) ([
 	}
 	var out []string
 	for _, d := range m.eng.Devices() {
-		inst, err := d.Flows(ctx, flow.Hardware)
+		inst, err := nic.ReadAllFlows(ctx, d)
 		if err != nil {
-			return nil, fmt.Errorf("read hardware flows of %s: %w", d.Info().Name, err)
+			return nil, fmt.Errorf("read flows of %s: %w", d.Info().Name, err)
 		}
 		for _, in := range inst {
-			if want[in.Flow.ID] || referencesPort(in.Flow, port) {
+			if in.Plane != flow.Software && in.InHW && (want[in.Flow.ID] || referencesPort(in.Flow, port)) {
 				out = append(out, in.Flow.ID)
 			}
 		}

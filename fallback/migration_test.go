@@ -188,7 +188,7 @@ func (n *node) state(t *testing.T) string {
 	for _, st := range n.eng.List(offload.Filter{}) {
 		lines = append(lines, fmt.Sprintf("flow %s %s gen %d on %s", st.Flow.ID, st.State, st.Generation, st.Flow.Port))
 	}
-	for _, plane := range []flow.Plane{flow.Hardware, flow.Software} {
+	for _, plane := range nic.InstallPlanes {
 		inst, err := n.dev.Flows(context.Background(), plane)
 		require.NoError(t, err)
 		for _, in := range inst {
@@ -308,10 +308,11 @@ func TestMigrationHandoff(t *testing.T) {
 	for id, st := range states(t, src.eng, workloadIDs...) {
 		assert.Equal(t, offload.StateSoftware, st, id)
 	}
-	hw, err := src.dev.Flows(ctx, flow.Hardware)
+	hw, err := src.dev.Flows(ctx, flow.Both)
 	require.NoError(t, err)
 	require.Len(t, hw, 1)
 	assert.Equal(t, "other-vm", hw[0].Flow.ID)
+	assert.True(t, hw[0].InHW)
 	moved, err := src.eng.PromoteSpilled(ctx)
 	require.NoError(t, err)
 	assert.Zero(t, moved, "the promoter leaves drained flows alone")
@@ -646,7 +647,7 @@ func TestMigrationDrainVerifiesTheDevice(t *testing.T) {
 	dr, err := src.mig.Drain(ctx, DrainRequest{ID: "m1", Port: "pf0vf3"})
 	require.NoError(t, err)
 	assert.Equal(t, 4, dr.Moved)
-	hw, err := src.dev.Flows(ctx, flow.Hardware)
+	hw, err := src.dev.Flows(ctx, flow.Both)
 	require.NoError(t, err)
 	assert.Len(t, hw, 1)
 }

@@ -125,39 +125,50 @@ type Counters struct {
 
 // Installed is a flow as a plane holds it.
 type Installed struct {
-	Flow  *flow.Flow
+	Flow *flow.Flow
+	// Plane is where the copy was put: flow.Hardware (skip_sw),
+	// flow.Software (skip_hw) or flow.Both (no skip flag).
 	Plane flow.Plane
 	// InHW is what the device says about where the copy runs (tc in_hw).
 	InHW bool
 	// InHWCount is the number of hardware devices holding it (tc in_hw_count).
 	InHWCount uint32
-	Counters  Counters
+	// Counters are the copy's hits in its plane; for a flow.Both copy,
+	// its hits in software.
+	Counters Counters
+	// HWCounters are a flow.Both copy's hits in hardware (tc's "Sent
+	// hardware"); zero for other copies.
+	HWCounters Counters
 	// Handle is the backend's identity of the copy (tc filter handle).
 	Handle uint32
 }
 
-// AllFlowsReader is a Device that reads both planes in one pass (one dump
-// of the kernel's filters instead of two). Use ReadAllFlows.
+// AllFlowsReader is a Device that reads every plane in one pass (one dump
+// of the kernel's filters instead of three). Use ReadAllFlows.
 type AllFlowsReader interface {
-	// AllFlows returns what Flows returns for the hardware and the
-	// software plane together; Installed.Plane tells them apart.
+	// AllFlows returns what Flows returns for the hardware, software and
+	// both planes together; Installed.Plane tells them apart.
 	AllFlows(ctx context.Context) ([]Installed, error)
 }
 
-// ReadAllFlows returns d's copies in both planes, in one pass when d can.
+// InstallPlanes are the planes a copy can be put in, in the order
+// ReadAllFlows reads them.
+var InstallPlanes = [...]flow.Plane{flow.Hardware, flow.Software, flow.Both}
+
+// ReadAllFlows returns d's copies in every plane, in one pass when d can.
 func ReadAllFlows(ctx context.Context, d Device) ([]Installed, error) {
 	if r, ok := d.(AllFlowsReader); ok {
 		return r.AllFlows(ctx)
 	}
-	hw, err := d.Flows(ctx, flow.Hardware)
-	if err != nil {
-		return nil, fmt.Errorf("read %s plane: %w", flow.Hardware, err)
+	var out []Installed
+	for _, p := range InstallPlanes {
+		in, err := d.Flows(ctx, p)
+		if err != nil {
+			return nil, fmt.Errorf("read %s plane: %w", p, err)
+		}
+		out = append(out, in...)
 	}
-	sw, err := d.Flows(ctx, flow.Software)
-	if err != nil {
-		return nil, fmt.Errorf("read %s plane: %w", flow.Software, err)
-	}
-	return append(hw, sw...), nil
+	return out, nil
 }
 
 // Device is one SmartNIC (one PF and its eswitch) as the engine programs it.
@@ -171,8 +182,11 @@ type Device interface {
 
 	// Program applies ops to one plane in order and returns one error per op
 	// (nil on success). An op that fails leaves that flow's copy as it was.
-	// Hardware refusals are *RefusedError. The device may keep op.Flow:
-	// callers must not modify a flow once they have passed it.
+	// Hardware refusals are *RefusedError. In flow.Both, an add or replace
+	// that software took and hardware refused succeeds as far as the copy
+	// goes: its error is a *NotInHWError saying why hardware did not take
+	// it (tc's not_in_hw with the driver's extack). The device may keep
+	// op.Flow: callers must not modify a flow once they have passed it.
 	Program(ctx context.Context, plane flow.Plane, ops []Op) []error
 	// Flows lists what a plane holds, read back from the device. The flows
 	// may be shared with the device: callers must not modify them.
@@ -253,6 +267,30 @@ func (e *RefusedError) Unwrap() error {
 		return nil
 	}
 	return e.Errno
+}
+
+// NotInHWError is the answer to a flow.Both add or replace that is
+// installed in software but not in hardware: the copy exists, runs in
+// software, and Refusal says why hardware did not take it.
+type NotInHWError struct {
+	Refusal *RefusedError
+}
+
+func (e *NotInHWError) Error() string {
+	return "installed in software, not in hardware: " + e.Refusal.Error()
+}
+
+// Unwrap gives the refusal.
+func (e *NotInHWError) Unwrap() error { return e.Refusal }
+
+// NotInHW reports whether err says a flow.Both copy is installed in
+// software only, and returns the refusal.
+func NotInHW(err error) (*RefusedError, bool) {
+	var n *NotInHWError
+	if errors.As(err, &n) {
+		return n.Refusal, true
+	}
+	return nil, false
 }
 
 // Refusal converts an errno and extack message into a *RefusedError.

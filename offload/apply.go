@@ -16,16 +16,20 @@ type change struct {
 	dev int
 	old *entry
 
-	wantHW, wantSW bool
-	state          State
-	reasons        []nic.Reason
-	spilled        bool
-	err            error
+	// target is the plane the copy goes to, 0 for none (pending).
+	target  flow.Plane
+	state   State
+	reasons []nic.Reason
+	spilled bool
+	err     error
 
-	hwOp, swOp nic.OpKind // the ops that succeeded, 0 if none
+	done nic.OpKind // the op that succeeded, 0 if none
 }
 
 func (c *change) failed() bool { return c.err != nil }
+
+// chain is the (port, chain) the change's flow goes to.
+func (c *change) chain() chainKey { return chainKey{c.f.Port, c.f.Chain} }
 
 // Apply creates or replaces flows. Identical flows are left alone and keep
 // their generation. Results come in request order. Without Atomic, invalid
@@ -65,7 +69,7 @@ func (e *Engine) apply(ctx context.Context, flows []*flow.Flow, opt ApplyOptions
 		return results, noWait, fmt.Errorf("apply flows: %d of %d invalid: %w", invalid, len(flows), ErrBatchRejected)
 	}
 
-	// Plan: skip unchanged flows, decide which plane each should try first.
+	// Plan: skip unchanged flows, decide where each goes.
 	changes := make([]*change, 0, len(batch))
 	slab := make([]change, len(batch)) // one allocation for the batch's changes
 	for i, f := range batch {
@@ -80,11 +84,10 @@ func (e *Engine) apply(ctx context.Context, flows []*flow.Flow, opt ApplyOptions
 		}
 		c := &slab[i]
 		*c = change{i: i, f: f, dev: e.ports[f.Port].dev, old: old}
-		changes = append(changes, e.plan(c))
+		changes = append(changes, c)
 	}
-
-	e.program(ctx, changes, flow.Hardware)
-	e.program(ctx, changes, flow.Software)
+	e.plan(changes)
+	e.program(ctx, changes)
 
 	failed := 0
 	for _, c := range changes {
@@ -109,6 +112,8 @@ func (e *Engine) apply(ctx context.Context, flows []*flow.Flow, opt ApplyOptions
 
 	now := e.now()
 	var saved []StoredFlow
+	touched := map[chainKey]bool{}
+	var installed []*change
 	for _, c := range changes {
 		r := &results[c.i]
 		if c.failed() {
@@ -118,14 +123,21 @@ func (e *Engine) apply(ctx context.Context, flows []*flow.Flow, opt ApplyOptions
 			}
 			continue
 		}
-		en := &entry{flow: c.f, state: c.state, reasons: c.reasons, gen: 1, dev: c.dev, updated: stampOf(now), spilled: c.spilled}
+		en := &entry{flow: c.f, state: c.state, plane: c.target, reasons: c.reasons, gen: 1, dev: c.dev, updated: stampOf(now), spilled: c.spilled}
 		r.Outcome = OutcomeCreated
 		if c.old != nil {
 			r.Outcome = OutcomeUpdated
 			en.gen = c.old.gen + 1
+			touched[chainKey{c.old.flow.Port, c.old.flow.Chain}] = true
 		}
-		r.Status = e.install(c, en)
+		e.install(c, en)
+		touched[c.chain()] = true
+		installed = append(installed, c)
 		saved = append(saved, StoredFlow{Flow: c.f, Generation: en.gen})
+	}
+	e.fixShadows(ctx, touched)
+	for _, c := range installed {
+		results[c.i].Status = e.status(c.f.ID, e.flows[c.f.ID])
 	}
 	return results, e.persist(&persistOp{save: saved}), nil
 }
@@ -167,30 +179,14 @@ func (e *Engine) validateBatch(batch []*flow.Flow) ([]Result, int) {
 // noWait is the wait of a change with nothing to write.
 func noWait() {}
 
-// plan decides which plane a change tries first: hardware unless
-// something already rules it out.
-func (e *Engine) plan(c *change) *change {
-	r := e.hardwareReasons(c.f, c.dev)
-	switch {
-	case len(r) == 0:
-		c.wantHW = true
-	case c.f.Policy == flow.PolicyHardwareOnly:
-		c.err = &PlacementError{ID: c.f.ID, Reasons: r}
-		c.reasons = r
-	default:
-		c.wantSW, c.reasons = true, r
-	}
-	return c
-}
-
 // install records en as the flow's entry in place of c.old, carrying its
 // counters over, and tells the watchers. Callers hold e.mu.
 func (e *Engine) install(c *change, en *entry) Status {
 	if c.old != nil {
 		en.hw, en.sw, en.seen = c.old.hw, c.old.sw, c.old.seen
-		e.addChain(c.old.flow, -1)
+		e.unlink(c.old)
 	}
-	e.addChain(c.f, 1)
+	e.link(en)
 	e.flows[c.f.ID] = en
 	st := e.status(c.f.ID, en)
 	e.notify(Event{Kind: EventUpsert, Status: st})
@@ -222,76 +218,89 @@ func abortRest(results []Result) {
 	}
 }
 
-// program runs one plane's ops for the changes that want it, grouped per
-// device in one Program call each, and records the outcome on each change.
-// A hardware refusal of an auto flow sends it on to the software plane.
-func (e *Engine) program(ctx context.Context, changes []*change, plane flow.Plane) {
+// program runs the changes' ops, grouped per plane and device in one
+// Program call each: hardware-only flows, then flows with no skip flag,
+// then software-only ones, each in the order of changes (plan's), and
+// records the outcome on each change.
+func (e *Engine) program(ctx context.Context, changes []*change) {
 	type group struct {
 		ops []nic.Op
 		cs  []*change
 	}
-	groups := map[int]*group{}
-	for _, c := range changes {
-		if c.failed() || (plane == flow.Hardware && !c.wantHW) || (plane == flow.Software && !c.wantSW) {
-			continue
-		}
-		want := StateHardware
-		if plane == flow.Software {
-			want = StateSoftware
-		}
-		op := nic.OpAdd
-		if c.old != nil && c.old.state == want {
-			op = nic.OpReplace
-		}
-		g := groups[c.dev]
-		if g == nil {
-			g = &group{}
-			groups[c.dev] = g
-		}
-		g.ops = append(g.ops, nic.Op{Kind: op, Flow: c.f})
-		g.cs = append(g.cs, c)
-	}
-	for dev, g := range groups {
-		errs := e.devs[dev].Program(ctx, plane, g.ops)
-		for k, c := range g.cs {
-			var err error
-			if k < len(errs) {
-				err = errs[k]
+	for _, plane := range nic.InstallPlanes {
+		groups := map[int]*group{}
+		var devs []int
+		for _, c := range changes {
+			if c.failed() || c.target != plane {
+				continue
 			}
-			if err == nil {
-				if plane == flow.Hardware {
-					c.state, c.hwOp, c.reasons = StateHardware, g.ops[k].Kind, nil
-				} else {
-					c.state, c.swOp = StateSoftware, g.ops[k].Kind
+			op := nic.OpAdd
+			if c.old != nil && c.old.hasCopy() && c.old.plane == plane {
+				op = nic.OpReplace
+			}
+			g := groups[c.dev]
+			if g == nil {
+				g = &group{}
+				groups[c.dev] = g
+				devs = append(devs, c.dev)
+			}
+			g.ops = append(g.ops, nic.Op{Kind: op, Flow: c.f})
+			g.cs = append(g.cs, c)
+		}
+		for _, dev := range devs {
+			g := groups[dev]
+			errs := e.devs[dev].Program(ctx, plane, g.ops)
+			for k, c := range g.cs {
+				var err error
+				if k < len(errs) {
+					err = errs[k]
 				}
-				continue
+				e.record(c, plane, g.ops[k].Kind, err)
 			}
-			if plane == flow.Software {
-				c.err = fmt.Errorf("install %s in software on %s: %w", c.f.ID, c.f.Port, err)
-				continue
-			}
-			reason, retry := refusalReason(err)
-			if c.f.Policy == flow.PolicyHardwareOnly {
-				var re *nic.RefusedError
-				c.err = &PlacementError{ID: c.f.ID, Reasons: []nic.Reason{reason},
-					Capacity: errors.As(err, &re) && re.Kind == nic.RefusedNoSpace, Err: err}
-				continue
-			}
-			c.wantSW, c.reasons, c.spilled = true, []nic.Reason{reason}, retry
 		}
 	}
 }
 
+// record notes on c what Program answered for its op in plane.
+func (e *Engine) record(c *change, plane flow.Plane, op nic.OpKind, err error) {
+	if err == nil {
+		c.done = op
+		if plane != flow.Software {
+			c.state, c.reasons, c.spilled = StateHardware, nil, false
+		}
+		return
+	}
+	if refusal, ok := nic.NotInHW(err); ok && plane == flow.Both {
+		// Installed in software; hardware did not take it.
+		reason, retry := refusalReason(refusal)
+		c.done, c.state, c.reasons, c.spilled = op, StateSoftware, []nic.Reason{reason}, retry
+		return
+	}
+	if plane != flow.Hardware {
+		c.err = fmt.Errorf("install %s in %s on %s: %w", c.f.ID, plane, c.f.Port, err)
+		return
+	}
+	reason, retry := refusalReason(err)
+	if retry {
+		// Hardware-only and no room (or a device error): it waits.
+		c.target, c.state, c.reasons, c.spilled = 0, StatePending, []nic.Reason{reason}, true
+		return
+	}
+	var re *nic.RefusedError
+	c.err = &PlacementError{ID: c.f.ID, Reasons: []nic.Reason{reason},
+		Capacity: errors.As(err, &re) && re.Kind == nic.RefusedNoSpace, Err: err}
+	c.reasons = []nic.Reason{reason}
+}
+
 // rollback undoes the ops that succeeded, restoring previous versions.
 func (e *Engine) rollback(ctx context.Context, changes []*change) {
-	for _, plane := range []flow.Plane{flow.Hardware, flow.Software} {
+	for _, plane := range nic.InstallPlanes {
 		perDev := map[int][]nic.Op{}
 		for _, c := range changes {
-			op := c.hwOp
-			if plane == flow.Software {
-				op = c.swOp
+			if c.target != plane {
+				continue
 			}
-			switch op {
+			switch c.done {
 			case nic.OpAdd:
 				perDev[c.dev] = append(perDev[c.dev], nic.Op{Kind: nic.OpDelete, Flow: c.f})
 			case nic.OpReplace:
@@ -302,24 +311,26 @@ func (e *Engine) rollback(ctx context.Context, changes []*change) {
 	}
 }
 
-// removeOldCopies deletes the copy of each moved flow from the plane it left.
+// removeOldCopies deletes the copy of each changed flow from the plane it
+// left (or every copy of a flow that now waits as pending).
 func (e *Engine) removeOldCopies(ctx context.Context, changes []*change) {
-	hw, sw := map[int][]nic.Op{}, map[int][]nic.Op{}
+	perPlane := map[flow.Plane]map[int][]nic.Op{}
+	freed := false
 	for _, c := range changes {
-		if c.failed() || c.old == nil || c.old.state == c.state {
+		o := c.old
+		if c.failed() || o == nil || !o.hasCopy() || c.done != 0 && o.plane == c.target {
 			continue
 		}
-		del := nic.Op{Kind: nic.OpDelete, Flow: c.old.flow}
-		switch c.old.state {
-		case StateHardware:
-			hw[c.old.dev] = append(hw[c.old.dev], del)
-		case StateSoftware:
-			sw[c.old.dev] = append(sw[c.old.dev], del)
+		if perPlane[o.plane] == nil {
+			perPlane[o.plane] = map[int][]nic.Op{}
 		}
+		perPlane[o.plane][o.dev] = append(perPlane[o.plane][o.dev], nic.Op{Kind: nic.OpDelete, Flow: o.flow})
+		freed = freed || o.state == StateHardware
 	}
-	e.runCleanup(ctx, flow.Hardware, hw, "remove old copy")
-	e.runCleanup(ctx, flow.Software, sw, "remove old copy")
-	if len(hw) > 0 {
+	for _, plane := range nic.InstallPlanes {
+		e.runCleanup(ctx, plane, perPlane[plane], "remove old copy")
+	}
+	if freed {
 		e.signalFreed()
 	}
 }
@@ -358,8 +369,8 @@ func (e *Engine) delete(ctx context.Context, ids []string) ([]DeleteResult, func
 		k  int
 		en *entry
 	}
-	perPlane := map[flow.Plane]map[int][]nic.Op{flow.Hardware: {}, flow.Software: {}}
-	refs := map[flow.Plane]map[int][]del{flow.Hardware: {}, flow.Software: {}}
+	perPlane := map[flow.Plane]map[int][]nic.Op{flow.Hardware: {}, flow.Software: {}, flow.Both: {}}
+	refs := map[flow.Plane]map[int][]del{flow.Hardware: {}, flow.Software: {}, flow.Both: {}}
 	seen := map[string]bool{}
 	var gone []string
 	for k, id := range ids {
@@ -371,17 +382,12 @@ func (e *Engine) delete(ctx context.Context, ids []string) ([]DeleteResult, func
 		}
 		seen[id] = true
 		results[k].Found = true
-		var plane flow.Plane
-		switch en.state {
-		case StateHardware:
-			plane = flow.Hardware
-		case StateSoftware:
-			plane = flow.Software
-		default:
+		if !en.hasCopy() {
 			e.forget(id, en)
 			gone = append(gone, id)
 			continue
 		}
+		plane := en.plane
 		perPlane[plane][en.dev] = append(perPlane[plane][en.dev], nic.Op{Kind: nic.OpDelete, Flow: en.flow})
 		refs[plane][en.dev] = append(refs[plane][en.dev], del{k, en})
 	}
@@ -394,7 +400,8 @@ func (e *Engine) delete(ctx context.Context, ids []string) ([]DeleteResult, func
 					results[d.k].Err = fmt.Errorf("delete %s from %s plane: %w", d.en.flow.ID, plane, errs[n])
 					continue
 				}
-				freed = freed || plane == flow.Hardware
+				// A software flow gone may let a rule it shadowed into hardware.
+				freed = true
 				e.forget(d.en.flow.ID, d.en)
 				gone = append(gone, d.en.flow.ID)
 			}
@@ -409,6 +416,7 @@ func (e *Engine) delete(ctx context.Context, ids []string) ([]DeleteResult, func
 
 func (e *Engine) forget(id string, en *entry) {
 	delete(e.flows, id)
-	e.addChain(en.flow, -1)
+	e.unlink(en)
+	e.retire(en)
 	e.notify(Event{Kind: EventDelete, Status: e.status(id, en)})
 }

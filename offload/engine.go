@@ -41,10 +41,13 @@ type Engine struct {
 	// names are the devices' names, read once: Info may be costly.
 	names []string
 
-	mu       sync.RWMutex
-	ports    map[string]portRef
-	flows    map[string]*entry
-	chains   map[chainKey]int // flows per (port, chain), for goto checks
+	mu     sync.RWMutex
+	ports  map[string]portRef
+	flows  map[string]*entry
+	chains map[chainKey]*chainSet // flows per (port, chain)
+	// retired are the counters of deleted flows per device and plane,
+	// so that totals never go down.
+	retired  map[int]*[2]nic.Counters
 	draining map[string]string
 	watchers map[*Watcher]struct{}
 	closed   bool
@@ -74,10 +77,30 @@ type entry struct {
 	seen    [2]copyReading
 	updated stamp
 	dev     int
+	pos     int32 // in its chainSet
 	state   State
+	// plane is where the flow's copy was put (flow.Both: no skip flag),
+	// in StateHardware and StateSoftware.
+	plane flow.Plane
 	// spilled marks a software flow that hardware refused for capacity or a
 	// device error: a candidate for promotion.
 	spilled bool
+}
+
+// hasCopy says whether the flow has a copy installed (in e.plane).
+func (en *entry) hasCopy() bool { return en.state == StateHardware || en.state == StateSoftware }
+
+// retire keeps a deleted flow's counters in its device's totals.
+func (e *Engine) retire(en *entry) {
+	r := e.retired[en.dev]
+	if r == nil {
+		r = &[2]nic.Counters{}
+		e.retired[en.dev] = r
+	}
+	r[flow.Hardware].Packets += en.hw.Packets
+	r[flow.Hardware].Bytes += en.hw.Bytes
+	r[flow.Software].Packets += en.sw.Packets
+	r[flow.Software].Bytes += en.sw.Bytes
 }
 
 // stamp is a time in Unix nanoseconds, 16 bytes smaller than time.Time
@@ -100,7 +123,8 @@ func New(cfg Config) (*Engine, error) {
 		devs:     cfg.Devices,
 		ports:    map[string]portRef{},
 		flows:    map[string]*entry{},
-		chains:   map[chainKey]int{},
+		chains:   map[chainKey]*chainSet{},
+		retired:  map[int]*[2]nic.Counters{},
 		draining: map[string]string{},
 		watchers: map[*Watcher]struct{}{},
 		freed:    make(chan struct{}, 1),
@@ -253,42 +277,50 @@ func (e *Engine) Count() map[State]int {
 
 // Explain says where f would be placed now and why, changing nothing.
 func (e *Engine) Explain(ctx context.Context, f *flow.Flow) Explanation {
-	f = f.Clone()
-	flow.Normalize(f)
+	return e.ExplainBatch(ctx, []*flow.Flow{f})[0]
+}
+
+// ExplainBatch says where each flow of a batch would be placed if Apply
+// got it now, and why, changing nothing: the same validation (gotos
+// resolved within the batch), the same profile checks, hardware room
+// consumed in the order Apply programs, and the same ordering rule.
+func (e *Engine) ExplainBatch(ctx context.Context, flows []*flow.Flow) []Explanation {
+	batch := make([]*flow.Flow, len(flows))
+	for i, f := range flows {
+		batch[i] = f.Clone()
+	}
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	var x Explanation
-	if old, ok := e.flows[f.ID]; ok {
-		st := e.status(f.ID, old)
-		x.Installed = &st
-		x.Changed = !old.flow.Equal(f)
-	} else {
+	results, _ := e.validateBatch(batch)
+	xs := make([]Explanation, len(batch))
+	var changes []*change
+	for i, f := range batch {
+		x := &xs[i]
 		x.Changed = true
+		old := e.flows[f.ID]
+		if old != nil {
+			st := e.status(f.ID, old)
+			x.Installed = &st
+			x.Changed = !old.flow.Equal(f)
+		}
+		if v := results[i].Violations; len(v) > 0 {
+			x.Violations, x.State = v, StateFailed
+			continue
+		}
+		if !x.Changed && results[i].Outcome != OutcomeInvalid {
+			x.State, x.Reasons = old.state, old.reasons
+			continue
+		}
+		changes = append(changes, &change{i: i, f: f, dev: e.ports[f.Port].dev, old: old})
 	}
-	x.Violations = flow.Validate(f, portsView{e})
-	x.Violations = append(x.Violations, e.gotoViolations(f, nil)...)
-	if len(x.Violations) > 0 {
-		x.State = StateFailed
-		return x
-	}
-	dev := e.ports[f.Port].dev
-	x.Reasons = e.hardwareReasons(f, dev)
-	if len(x.Reasons) == 0 {
-		used, total := e.devs[dev].Capacity()
-		inHW := x.Installed != nil && x.Installed.State == StateHardware
-		if total > 0 && used >= total && !inHW {
-			x.Reasons = []nic.Reason{{Code: nic.ReasonCapacity, Message: fmt.Sprintf("hardware flow table is full (%d of %d entries)", used, total)}}
+	for _, c := range e.plan(changes) {
+		x := &xs[c.i]
+		x.State, x.Reasons = c.state, c.reasons
+		if c.failed() {
+			x.State = StateFailed
 		}
 	}
-	switch {
-	case len(x.Reasons) == 0:
-		x.State = StateHardware
-	case f.Policy == flow.PolicyHardwareOnly:
-		x.State = StateFailed
-	default:
-		x.State = StateSoftware
-	}
-	return x
+	return xs
 }
 
 // gotoViolations checks that goto targets have rules, counting the batch.
@@ -300,7 +332,7 @@ func (e *Engine) gotoViolations(f *flow.Flow, batch map[chainKey]bool) []flow.Vi
 			continue
 		}
 		k := chainKey{f.Port, a.Chain}
-		if e.chains[k] == 0 && !batch[k] {
+		if e.chains[k] == nil && !batch[k] {
 			out = append(out, flow.Violation{
 				Field:  fmt.Sprintf("actions[%d].chain", i),
 				Reason: fmt.Sprintf("goto chain %d, which has no rules on port %s", a.Chain, f.Port),
@@ -308,14 +340,6 @@ func (e *Engine) gotoViolations(f *flow.Flow, batch map[chainKey]bool) []flow.Vi
 		}
 	}
 	return out
-}
-
-func (e *Engine) addChain(f *flow.Flow, n int) {
-	k := chainKey{f.Port, f.Chain}
-	e.chains[k] += n
-	if e.chains[k] <= 0 {
-		delete(e.chains, k)
-	}
 }
 
 // Summary is an aggregate view of the flows, cheap to take at any scale.
@@ -340,7 +364,7 @@ func (e *Engine) Summarize() Summary {
 	for _, en := range e.flows {
 		name := e.names[en.dev]
 		s.States[name][en.state]++
-		if len(en.reasons) > 0 {
+		if len(en.reasons) > 0 && en.state != StateHardware {
 			s.Reasons[en.reasons[0].Code]++
 		}
 		p, b := s.Packets[name], s.Bytes[name]
@@ -348,6 +372,15 @@ func (e *Engine) Summarize() Summary {
 		p[flow.Software] += en.sw.Packets
 		b[flow.Hardware] += en.hw.Bytes
 		b[flow.Software] += en.sw.Bytes
+		s.Packets[name], s.Bytes[name] = p, b
+	}
+	for dev, r := range e.retired {
+		name := e.names[dev]
+		p, b := s.Packets[name], s.Bytes[name]
+		for _, plane := range []flow.Plane{flow.Hardware, flow.Software} {
+			p[plane] += r[plane].Packets
+			b[plane] += r[plane].Bytes
+		}
 		s.Packets[name], s.Bytes[name] = p, b
 	}
 	return s

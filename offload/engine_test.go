@@ -51,7 +51,7 @@ func TestApplyIsIdempotent(t *testing.T) {
 	assert.Equal(t, []Outcome{OutcomeUnchanged, OutcomeUpdated}, outcomes(rs))
 	assert.Equal(t, uint64(1), rs[0].Status.Generation)
 	assert.Equal(t, uint64(2), rs[1].Status.Generation)
-	assert.Equal(t, []string{"hardware replace b ok"}, d.takeLog())
+	assert.Equal(t, []string{"both replace b ok"}, d.takeLog())
 }
 
 func TestSpillWhenFullAndPromoteAfterDelete(t *testing.T) {
@@ -77,12 +77,12 @@ func TestSpillWhenFullAndPromoteAfterDelete(t *testing.T) {
 	n, err := e.PromoteSpilled(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, 1, n)
-	// Make before break: hardware copy first, then the software copy goes.
-	assert.Equal(t, []string{"hardware add c ok", "software delete c ok"}, d.takeLog())
+	// Offered again in place: the software copy never goes.
+	assert.Equal(t, []string{"both replace c ok"}, d.takeLog())
 	st, _ := e.Get("c")
 	assert.Equal(t, StateHardware, st.State)
 	assert.Empty(t, st.Reasons)
-	assert.Equal(t, "hardware b\nhardware c", d.String())
+	assert.Equal(t, "both+in_hw b\nboth+in_hw c", d.String())
 }
 
 func TestRefusalKeepsDeviceReason(t *testing.T) {
@@ -113,7 +113,7 @@ func TestRefusalKeepsDeviceReason(t *testing.T) {
 	assert.True(t, errors.Is(rs[0].Err, syscall.EOPNOTSUPP))
 	st, _ := e.Get("x")
 	assert.Equal(t, uint16(80), st.Flow.Match.DstPort.Value)
-	assert.Equal(t, "software x", d.String())
+	assert.Equal(t, "both x", d.String(), "in software: hardware refused it")
 }
 
 func TestAtomicBatch(t *testing.T) {
@@ -146,7 +146,7 @@ func TestAtomicBatch(t *testing.T) {
 	rs, err = e.Apply(ctx, []*flow.Flow{acl("a", 1, 9), acl("b", 2, 2), hw}, ApplyOptions{Atomic: true})
 	require.ErrorIs(t, err, ErrBatchRejected)
 	assert.Equal(t, []Outcome{OutcomeAborted, OutcomeAborted, OutcomeFailed}, outcomes(rs))
-	assert.Equal(t, "hardware a", d.String())
+	assert.Equal(t, "both+in_hw a", d.String())
 	st, _ := e.Get("a")
 	assert.Equal(t, uint16(1), st.Flow.Match.DstPort.Value)
 	assert.Equal(t, uint64(1), st.Generation)
@@ -168,7 +168,7 @@ func TestMoveBetweenPlanesIsMakeBeforeBreak(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, StateSoftware, rs[0].Status.State)
 	assert.Equal(t, nic.ReasonPolicy, rs[0].Status.Reasons[0].Code)
-	assert.Equal(t, []string{"software add a ok", "hardware delete a ok"}, d.takeLog())
+	assert.Equal(t, []string{"software add a ok", "both delete a ok"}, d.takeLog())
 }
 
 func TestValidationAgainstNode(t *testing.T) {
@@ -241,7 +241,7 @@ func TestPortGoneAndBack(t *testing.T) {
 	e.handleEvent(ctx, 0, nic.Event{Kind: nic.EventPortAdded, Port: port})
 	st, _ = e.Get("a")
 	assert.Equal(t, StateHardware, st.State)
-	assert.Equal(t, "hardware a", d.String())
+	assert.Equal(t, "both+in_hw a", d.String())
 }
 
 func TestDrainAndUndrain(t *testing.T) {
@@ -255,8 +255,8 @@ func TestDrainAndUndrain(t *testing.T) {
 	n, err := e.DrainPort(ctx, "pf0vf0", "live migration m1")
 	require.NoError(t, err)
 	assert.Equal(t, 2, n)
-	assert.Equal(t, []string{"software add a ok", "software add b ok", "hardware delete a ok", "hardware delete b ok"}, d.takeLog())
-	assert.Equal(t, "hardware other\nsoftware a\nsoftware b", d.String())
+	assert.Equal(t, []string{"software add a ok", "software add b ok", "both delete a ok", "both delete b ok"}, d.takeLog())
+	assert.Equal(t, "both+in_hw other\nsoftware a\nsoftware b", d.String())
 	// New flows on a draining port stay in software.
 	rs, err := e.Apply(ctx, []*flow.Flow{acl("c", 3, 3)}, ApplyOptions{})
 	require.NoError(t, err)
@@ -266,7 +266,7 @@ func TestDrainAndUndrain(t *testing.T) {
 	n, err = e.PromoteSpilled(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, 3, n)
-	assert.Equal(t, "hardware a\nhardware b\nhardware c\nhardware other", d.String())
+	assert.Equal(t, "both+in_hw a\nboth+in_hw b\nboth+in_hw c\nboth+in_hw other", d.String())
 }
 
 func TestExplain(t *testing.T) {
@@ -287,7 +287,7 @@ func TestExplain(t *testing.T) {
 	x = e.Explain(ctx, bad)
 	assert.Equal(t, StateFailed, x.State)
 	assert.NotEmpty(t, x.Violations)
-	assert.Equal(t, "hardware a", d.String(), "explain changes nothing")
+	assert.Equal(t, "both+in_hw a", d.String(), "explain changes nothing")
 }
 
 type memStore struct{ flows map[string]StoredFlow }
@@ -324,7 +324,7 @@ func TestRestoreAdoptsWithoutTouchingInstalledFlows(t *testing.T) {
 	require.NoError(t, err)
 	e1.Close()
 	// While the daemon is down: "a" vanished from the device, an orphan appeared.
-	d.Program(ctx, flow.Hardware, []nic.Op{{Kind: nic.OpDelete, Flow: acl("a", 1, 1)}, {Kind: nic.OpAdd, Flow: acl("orphan", 9, 9)}})
+	d.Program(ctx, flow.Both, []nic.Op{{Kind: nic.OpDelete, Flow: acl("a", 1, 1)}, {Kind: nic.OpAdd, Flow: acl("orphan", 9, 9)}})
 	d.takeLog()
 
 	e2, err := New(Config{Devices: []nic.Device{d}, Store: st, Logger: quiet})
@@ -332,7 +332,7 @@ func TestRestoreAdoptsWithoutTouchingInstalledFlows(t *testing.T) {
 	rep, err := e2.Restore(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, RestoreReport{Adopted: 1, Installed: 1, Orphans: 1}, rep)
-	assert.ElementsMatch(t, []string{"hardware delete orphan ok", "hardware add a ok"}, d.takeLog())
+	assert.ElementsMatch(t, []string{"both delete orphan ok", "both add a ok"}, d.takeLog())
 	b, _ := e2.Get("b")
 	assert.Equal(t, uint64(2), b.Generation)
 	assert.Equal(t, StateHardware, b.State)
@@ -379,7 +379,7 @@ func (d swFirst) AllFlows(ctx context.Context) ([]nic.Installed, error) {
 	if err != nil {
 		return nil, err
 	}
-	hw, err := d.Flows(ctx, flow.Hardware)
+	hw, err := d.Flows(ctx, flow.Both)
 	return append(sw, hw...), err
 }
 

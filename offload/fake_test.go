@@ -2,6 +2,7 @@ package offload
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"sort"
@@ -19,7 +20,8 @@ type fakeDev struct {
 	mu       sync.Mutex
 	profile  *nic.Profile
 	ports    []nic.Port
-	planes   [2]map[string]*flow.Flow
+	planes   [3]map[string]*flow.Flow
+	inHW     map[string]bool   // flow.Both copies hardware took
 	handles  map[string]uint32 // per plane and ID: "hardware/a"
 	next     uint32
 	capacity int
@@ -36,7 +38,8 @@ func newFakeDev(capacity int) *fakeDev {
 		events:   make(chan nic.Event, 16),
 		mode:     nic.EswitchSwitchdev,
 	}
-	d.planes[0], d.planes[1] = map[string]*flow.Flow{}, map[string]*flow.Flow{}
+	d.planes[0], d.planes[1], d.planes[2] = map[string]*flow.Flow{}, map[string]*flow.Flow{}, map[string]*flow.Flow{}
+	d.inHW = map[string]bool{}
 	d.handles = map[string]uint32{}
 	for _, p := range []nic.Port{
 		{Name: "p0", Kind: nic.PortUplink, VF: -1},
@@ -63,7 +66,22 @@ func (d *fakeDev) Close() error             { return nil }
 func (d *fakeDev) Capacity() (int, int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return len(d.planes[flow.Hardware]), d.capacity
+	return d.used(), d.capacity
+}
+
+func (d *fakeDev) used() int { return len(d.planes[flow.Hardware]) + len(d.inHW) }
+
+// hwRefusal is why hardware would not take f (held: it has the entry).
+func (d *fakeDev) hwRefusal(f *flow.Flow, held bool) error {
+	if d.refuse != nil {
+		if err := d.refuse(f); err != nil {
+			return err
+		}
+	}
+	if !held && d.capacity > 0 && d.used() >= d.capacity {
+		return nic.Refusal(syscall.ENOSPC, "table full")
+	}
+	return nil
 }
 
 func (d *fakeDev) Program(_ context.Context, plane flow.Plane, ops []nic.Op) []error {
@@ -81,11 +99,21 @@ func (d *fakeDev) Program(_ context.Context, plane flow.Plane, ops []nic.Op) []e
 			errs[i] = fmt.Errorf("%s %s: %w", op.Kind, id, nic.ErrNotFound)
 		case op.Kind == nic.OpDelete:
 			delete(t, id)
-		case plane == flow.Hardware && d.refuse != nil && d.refuse(op.Flow) != nil:
-			errs[i] = d.refuse(op.Flow)
-		case plane == flow.Hardware && op.Kind == nic.OpAdd && d.capacity > 0 && len(t) >= d.capacity:
-			errs[i] = nic.Refusal(syscall.ENOSPC, "table full")
+			if plane == flow.Both {
+				delete(d.inHW, id)
+			}
+		case plane == flow.Hardware && d.hwRefusal(op.Flow, op.Kind == nic.OpReplace) != nil:
+			errs[i] = d.hwRefusal(op.Flow, op.Kind == nic.OpReplace)
 		default:
+			if plane == flow.Both {
+				var re *nic.RefusedError
+				if err := d.hwRefusal(op.Flow, d.inHW[id]); err == nil {
+					d.inHW[id] = true
+				} else if errors.As(err, &re) {
+					delete(d.inHW, id)
+					errs[i] = &nic.NotInHWError{Refusal: re}
+				}
+			}
 			t[id] = op.Flow.Clone()
 			if op.Kind == nic.OpAdd {
 				d.next++
@@ -106,8 +134,13 @@ func (d *fakeDev) Flows(_ context.Context, plane flow.Plane) ([]nic.Installed, e
 	defer d.mu.Unlock()
 	var out []nic.Installed
 	for _, f := range d.planes[plane] {
-		out = append(out, nic.Installed{Flow: f, Plane: plane, InHW: plane == flow.Hardware,
-			Handle: d.handles[plane.String()+"/"+f.ID], Counters: nic.Counters{Packets: 1, Bytes: 100}})
+		in := nic.Installed{Flow: f, Plane: plane, InHW: plane == flow.Hardware || plane == flow.Both && d.inHW[f.ID],
+			Handle: d.handles[plane.String()+"/"+f.ID], Counters: nic.Counters{Packets: 1, Bytes: 100}}
+		if plane == flow.Both && in.InHW {
+			// Every packet ran in hardware.
+			in.HWCounters, in.Counters = in.Counters, nic.Counters{}
+		}
+		out = append(out, in)
 	}
 	return out, nil
 }
@@ -119,7 +152,11 @@ func (d *fakeDev) String() string {
 	var lines []string
 	for p, t := range d.planes {
 		for id := range t {
-			lines = append(lines, flow.Plane(p).String()+" "+id)
+			name := flow.Plane(p).String()
+			if flow.Plane(p) == flow.Both && d.inHW[id] {
+				name += "+in_hw"
+			}
+			lines = append(lines, name+" "+id)
 		}
 	}
 	sort.Strings(lines)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sort"
 
 	"github.com/offloadd/offloadd/nic"
 	"github.com/offloadd/offloadd/offload/flow"
@@ -26,9 +25,10 @@ func holdReason(why string) nic.Reason {
 }
 
 func isHeld(en *entry) bool {
-	return en.state == StateSoftware && !en.spilled &&
-		slices.ContainsFunc(en.reasons, func(r nic.Reason) bool { return r.Code == nic.ReasonDraining })
+	return en.state == StateSoftware && !en.spilled && slices.ContainsFunc(en.reasons, isDrainReason)
 }
+
+func isDrainReason(r nic.Reason) bool { return r.Code == nic.ReasonDraining }
 
 // HoldInSoftware moves the hardware flows among ids to software,
 // make-before-break, and keeps them and the spilled software flows among
@@ -43,7 +43,7 @@ func (e *Engine) HoldInSoftware(ctx context.Context, ids []string, why string) (
 	}
 	hold := holdReason(why)
 	now := e.now()
-	perDev := map[int][]*entry{}
+	var ens []*entry
 	for _, id := range ids {
 		en, ok := e.flows[id]
 		if !ok {
@@ -51,67 +51,19 @@ func (e *Engine) HoldInSoftware(ctx context.Context, ids []string, why string) (
 		}
 		switch {
 		case en.state == StateHardware:
-			perDev[en.dev] = append(perDev[en.dev], en)
+			ens = append(ens, en)
 		case en.state == StateSoftware && en.spilled:
 			en.spilled, en.updated = false, stampOf(now)
 			en.reasons = append([]nic.Reason{hold}, en.reasons...)
 			e.notify(Event{Kind: EventUpsert, Status: e.status(id, en)})
 		}
 	}
-	moved := 0
-	var firstErr error
-	for dev, ens := range perDev {
-		sort.Slice(ens, func(i, j int) bool { return flowOrder(ens[i].flow, ens[j].flow) })
-		n, err := e.moveToSoftware(ctx, dev, ens, hold)
-		moved += n
-		if err != nil && firstErr == nil {
-			firstErr = err
-		}
+	slices.SortFunc(ens, func(a, b *entry) int { return tcOrder(a.flow, b.flow) })
+	reasons := make([]nic.Reason, len(ens))
+	for i := range reasons {
+		reasons[i] = hold
 	}
-	if moved > 0 {
-		e.signalFreed()
-	}
-	return moved, firstErr
-}
-
-// moveToSoftware installs ens in software, then removes their hardware
-// copies, and records them as held. Callers hold e.mu.
-func (e *Engine) moveToSoftware(ctx context.Context, dev int, ens []*entry, hold nic.Reason) (int, error) {
-	d := e.devs[dev]
-	add := make([]nic.Op, len(ens))
-	for k, en := range ens {
-		add[k] = nic.Op{Kind: nic.OpAdd, Flow: en.flow}
-	}
-	var del []nic.Op
-	var installed []*entry
-	var firstErr error
-	for k, err := range d.Program(ctx, flow.Software, add) {
-		if err != nil {
-			if firstErr == nil {
-				firstErr = fmt.Errorf("hold %s in software on %s: %w", ens[k].flow.ID, ens[k].flow.Port, err)
-			}
-			continue
-		}
-		del = append(del, nic.Op{Kind: nic.OpDelete, Flow: ens[k].flow})
-		installed = append(installed, ens[k])
-	}
-	errs := d.Program(ctx, flow.Hardware, del)
-	now := e.now()
-	n := 0
-	for k, en := range installed {
-		if k < len(errs) && errs[k] != nil {
-			// Both copies exist; it stays recorded in hardware so that holding can be retried.
-			if firstErr == nil {
-				firstErr = fmt.Errorf("hold %s in software: remove it from hardware on %s: %w", en.flow.ID, en.flow.Port, errs[k])
-			}
-			continue
-		}
-		en.state, en.updated, en.spilled = StateSoftware, stampOf(now), false
-		en.reasons = []nic.Reason{hold}
-		e.notify(Event{Kind: EventUpsert, Status: e.status(en.flow.ID, en)})
-		n++
-	}
-	return n, firstErr
+	return e.moveToSoftware(ctx, ens, reasons, false)
 }
 
 // ApplyHeld creates or replaces flows all or nothing, like an atomic Apply,
@@ -155,9 +107,10 @@ func (e *Engine) ApplyHeld(ctx context.Context, flows []StoredFlow, why string) 
 			results[i].Status = e.status(f.ID, old)
 			continue
 		}
-		changes = append(changes, &change{i: i, f: f, dev: e.ports[f.Port].dev, old: old, wantSW: true, reasons: []nic.Reason{hold}})
+		changes = append(changes, &change{i: i, f: f, dev: e.ports[f.Port].dev, old: old,
+			target: flow.Software, state: StateSoftware, reasons: []nic.Reason{hold}})
 	}
-	e.program(ctx, changes, flow.Software)
+	e.program(ctx, changes)
 	failed := 0
 	for _, c := range changes {
 		if c.failed() {
@@ -180,7 +133,7 @@ func (e *Engine) ApplyHeld(ctx context.Context, flows []StoredFlow, why string) 
 	for _, c := range changes {
 		r := &results[c.i]
 		gen := max(flows[c.i].Generation, 1)
-		en := &entry{flow: c.f, state: StateSoftware, reasons: c.reasons, dev: c.dev, updated: stampOf(now)}
+		en := &entry{flow: c.f, state: StateSoftware, plane: flow.Software, reasons: c.reasons, dev: c.dev, updated: stampOf(now)}
 		r.Outcome = OutcomeCreated
 		if c.old != nil {
 			r.Outcome = OutcomeUpdated
@@ -214,8 +167,7 @@ func (e *Engine) ReleaseHeld(ctx context.Context, ids []string) (int, error) {
 	perDev := map[int][]*entry{}
 	for _, id := range ids {
 		en, ok := e.flows[id]
-		if !ok || en.state != StateSoftware ||
-			!slices.ContainsFunc(en.reasons, func(r nic.Reason) bool { return r.Code == nic.ReasonDraining }) {
+		if !ok || en.state != StateSoftware || !slices.ContainsFunc(en.reasons, isDrainReason) {
 			continue
 		}
 		if r := e.hardwareReasons(en.flow, en.dev); len(r) > 0 {
@@ -230,18 +182,20 @@ func (e *Engine) ReleaseHeld(ctx context.Context, ids []string) (int, error) {
 		if err := ctx.Err(); err != nil {
 			return moved, fmt.Errorf("release held flows: %w", err)
 		}
-		sort.Slice(ens, func(i, j int) bool { return flowOrder(ens[i].flow, ens[j].flow) })
-		if used, total := e.devs[dev].Capacity(); total > 0 {
-			free := min(max(total-used, 0), len(ens))
-			for _, en := range ens[free:] {
-				en.spilled, en.updated = true, stampOf(now)
+		slices.SortFunc(ens, func(a, b *entry) int { return tcOrder(a.flow, b.flow) })
+		for _, en := range ens {
+			en.spilled = true
+		}
+		moved += e.promote(ctx, dev, ens)
+		for _, en := range ens {
+			if en.state == StateSoftware && slices.ContainsFunc(en.reasons, isDrainReason) {
+				used, total := e.devs[dev].Capacity()
+				en.updated = stampOf(now)
 				en.reasons = []nic.Reason{{Code: nic.ReasonCapacity,
 					Message: fmt.Sprintf("hardware flow table is full (%d of %d entries); waiting for room", used, total)}}
 				e.notify(Event{Kind: EventUpsert, Status: e.status(en.flow.ID, en)})
 			}
-			ens = ens[:free]
 		}
-		moved += e.promote(ctx, dev, ens)
 	}
 	return moved, nil
 }

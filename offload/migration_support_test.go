@@ -30,7 +30,7 @@ func TestHoldInSoftwareKeepsFlowsOutOfHardware(t *testing.T) {
 	n, err := e.HoldInSoftware(ctx, []string{"in", "missing"}, "live migration m1")
 	require.NoError(t, err)
 	assert.Equal(t, 1, n)
-	assert.Equal(t, []string{"software add in ok", "hardware delete in ok"}, d.takeLog())
+	assert.Equal(t, []string{"software add in ok", "both delete in ok"}, d.takeLog())
 	st, _ := e.Get("in")
 	assert.Equal(t, StateSoftware, st.State)
 	require.Len(t, st.Reasons, 1)
@@ -49,11 +49,11 @@ func TestHoldInSoftwareKeepsFlowsOutOfHardware(t *testing.T) {
 	moved, err = e.ReleaseHeld(ctx, []string{"in"})
 	require.NoError(t, err)
 	assert.Equal(t, 1, moved)
-	assert.Equal(t, []string{"hardware add in ok", "software delete in ok"}, d.takeLog())
+	assert.Equal(t, []string{"both add in ok", "software delete in ok"}, d.takeLog())
 	st, _ = e.Get("in")
 	assert.Equal(t, StateHardware, st.State)
 	assert.Empty(t, st.Reasons)
-	assert.Equal(t, "hardware in\nhardware other", d.String())
+	assert.Equal(t, "both+in_hw in\nboth+in_hw other", d.String())
 }
 
 func TestHoldStopsPromotionOfSpilledFlows(t *testing.T) {
@@ -66,7 +66,7 @@ func TestHoldStopsPromotionOfSpilledFlows(t *testing.T) {
 
 	_, err = e.HoldInSoftware(ctx, []string{"a", "b"}, "live migration m1")
 	require.NoError(t, err)
-	assert.Equal(t, "software a\nsoftware b", d.String())
+	assert.Equal(t, "both b\nsoftware a", d.String())
 	st, _ = e.Get("b")
 	require.Len(t, st.Reasons, 2)
 	assert.Equal(t, nic.ReasonDraining, st.Reasons[0].Code)
@@ -79,7 +79,7 @@ func TestHoldStopsPromotionOfSpilledFlows(t *testing.T) {
 	moved, err = e.ReleaseHeld(ctx, []string{"a", "b"})
 	require.NoError(t, err)
 	assert.Equal(t, 1, moved)
-	assert.Equal(t, "hardware a\nsoftware b", d.String())
+	assert.Equal(t, "both b\nboth+in_hw a", d.String())
 	st, _ = e.Get("b")
 	require.Len(t, st.Reasons, 1)
 	assert.Equal(t, nic.ReasonCapacity, st.Reasons[0].Code)
@@ -107,7 +107,7 @@ func TestReleaseHeldLeavesFlowsOfDrainingPorts(t *testing.T) {
 	moved, err = e.ReleaseHeld(ctx, []string{"a"})
 	require.NoError(t, err)
 	assert.Equal(t, 1, moved)
-	assert.Equal(t, "hardware a", d.String())
+	assert.Equal(t, "both+in_hw a", d.String())
 }
 
 func TestReleaseHeldReportsWhyAFlowStaysInSoftware(t *testing.T) {
@@ -149,7 +149,7 @@ func TestApplyHeld(t *testing.T) {
 	assert.Equal(t, "software changed\nsoftware new\nsoftware same", d.String())
 	assert.Equal(t, []string{
 		"software add new ok", "software add same ok", "software add changed ok",
-		"hardware delete same ok", "hardware delete changed ok",
+		"both delete same ok", "both delete changed ok",
 	}, d.takeLog(), "make-before-break")
 
 	// Repeating it changes nothing.

@@ -2,7 +2,9 @@ package offload
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/offloadd/offloadd/nic"
@@ -12,6 +14,8 @@ import (
 func sortStatuses(s []Status) {
 	sort.Slice(s, func(i, j int) bool { return s[i].Flow.ID < s[j].Flow.ID })
 }
+
+func isNotFound(err error) bool { return errors.Is(err, nic.ErrNotFound) }
 
 // flowOrder sorts flows the way tc consults them: chain, then priority, then ID.
 func flowOrder(a, b *flow.Flow) bool {
@@ -24,10 +28,11 @@ func flowOrder(a, b *flow.Flow) bool {
 	return a.ID < b.ID
 }
 
-// PromoteSpilled tries to move software flows that hardware refused for lack
-// of capacity or a device error back into hardware, make-before-break, in tc
-// order (chain, priority). It stops on a device once it is full again and
-// returns how many flows moved.
+// PromoteSpilled tries to move flows waiting for hardware into it, in tc
+// order (chain, priority): software flows that hardware refused for lack
+// of capacity or a device error or that an earlier software rule kept
+// out, and hardware-only flows pending for room. It stops on a device
+// once it is full again and returns how many flows moved.
 func (e *Engine) PromoteSpilled(ctx context.Context) (int, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -36,7 +41,7 @@ func (e *Engine) PromoteSpilled(ctx context.Context) (int, error) {
 	}
 	perDev := map[int][]*entry{}
 	for _, en := range e.flows {
-		if en.state == StateSoftware && en.spilled && en.flow.Policy == flow.PolicyAuto {
+		if promotable(en) {
 			perDev[en.dev] = append(perDev[en.dev], en)
 		}
 	}
@@ -45,59 +50,140 @@ func (e *Engine) PromoteSpilled(ctx context.Context) (int, error) {
 		if err := ctx.Err(); err != nil {
 			return moved, fmt.Errorf("promote spilled flows: %w", err)
 		}
-		sort.Slice(ens, func(i, j int) bool { return flowOrder(ens[i].flow, ens[j].flow) })
-		if used, total := e.devs[dev].Capacity(); total > 0 {
-			free := max(total-used, 0)
-			if free == 0 {
-				continue
-			}
-			ens = ens[:min(len(ens), free)]
-		}
+		slices.SortFunc(ens, func(a, b *entry) int { return tcOrder(a.flow, b.flow) })
 		moved += e.promote(ctx, dev, ens)
 	}
 	return moved, nil
 }
 
-// promote installs ens in hardware and removes their software copies.
+// promotable says whether en waits for hardware.
+func promotable(en *entry) bool {
+	if !en.spilled {
+		return false
+	}
+	switch en.flow.Policy {
+	case flow.PolicyAuto:
+		return en.state == StateSoftware
+	case flow.PolicyHardwareOnly:
+		return en.state == StateSoftware || en.state == StatePending
+	}
+	return false
+}
+
+// promote offers ens (in tc order, on device dev) to hardware while it has
+// room: a flow with no skip flag is replaced in place, which offers it
+// again; a software-only copy is replaced by one with no skip flag (a
+// hardware-only flow's by a skip_sw one), make-before-break. A flow that
+// an earlier rule running only in software would be shadowed by stays.
 func (e *Engine) promote(ctx context.Context, dev int, ens []*entry) int {
-	var ops []nic.Op
-	var cand []*entry
-	for _, en := range ens {
-		if len(e.hardwareReasons(en.flow, dev)) > 0 {
-			continue
+	free := -1
+	if used, total := e.devs[dev].Capacity(); total > 0 {
+		free = max(total-used, 0)
+	}
+	soft := map[chainKey][]*flow.Flow{}
+	softOf := func(k chainKey) []*flow.Flow {
+		s, ok := soft[k]
+		if !ok {
+			for _, en := range e.chainEntries(k) {
+				if en.state == StateSoftware && !promotable(en) {
+					s = append(s, en.flow)
+				}
+			}
+			soft[k] = s
 		}
-		ops = append(ops, nic.Op{Kind: nic.OpAdd, Flow: en.flow})
-		cand = append(cand, en)
+		return s
 	}
-	if len(ops) == 0 {
-		return 0
+	type cand struct {
+		en   *entry
+		kind nic.OpKind
 	}
-	errs := e.devs[dev].Program(ctx, flow.Hardware, ops)
-	var del []nic.Op
-	var moved []*entry
-	for k, en := range cand {
-		if k < len(errs) && errs[k] != nil {
-			reason, retry := refusalReason(errs[k])
-			en.reasons, en.spilled = []nic.Reason{reason}, retry
-			continue
-		}
-		del = append(del, nic.Op{Kind: nic.OpDelete, Flow: en.flow})
-		moved = append(moved, en)
-	}
-	for k, err := range e.devs[dev].Program(ctx, flow.Software, del) {
-		if err != nil {
-			e.log.Warn("remove software copy after promotion", "flow", del[k].Flow.ID, "err", err)
-		}
-	}
+	perPlane := map[flow.Plane][]cand{}
 	now := e.now()
-	for _, en := range moved {
-		en.state, en.reasons, en.spilled, en.updated = StateHardware, nil, false, stampOf(now)
-		e.notify(Event{Kind: EventUpsert, Status: e.status(en.flow.ID, en)})
+	for _, en := range ens {
+		if free == 0 {
+			break
+		}
+		if r := e.hardwareReasons(en.flow, dev); len(r) > 0 {
+			if en.flow.Policy == flow.PolicyAuto {
+				en.reasons, en.spilled, en.updated = r, false, stampOf(now)
+				e.notify(Event{Kind: EventUpsert, Status: e.status(en.flow.ID, en)})
+			}
+			continue
+		}
+		k := chainKey{en.flow.Port, en.flow.Chain}
+		if en.flow.Policy == flow.PolicyAuto {
+			if by := shadowedBy(softOf(k), en.flow); by != nil {
+				// Still behind a software rule: it and what it shadows wait.
+				soft[k] = append(soft[k], en.flow)
+				continue
+			}
+		}
+		target := flow.Both
+		if en.flow.Policy == flow.PolicyHardwareOnly {
+			target = flow.Hardware
+		}
+		kind := nic.OpAdd
+		if en.state == StateSoftware && en.plane == target {
+			kind = nic.OpReplace
+		}
+		perPlane[target] = append(perPlane[target], cand{en, kind})
+		if free > 0 {
+			free--
+		}
 	}
-	if len(moved) > 0 {
-		e.log.Info("promoted flows to hardware", "device", e.names[dev], "flows", len(moved))
+	moved := 0
+	touched := map[chainKey]bool{}
+	for _, target := range []flow.Plane{flow.Hardware, flow.Both} {
+		cs := perPlane[target]
+		if len(cs) == 0 {
+			continue
+		}
+		ops := make([]nic.Op, len(cs))
+		for k, c := range cs {
+			ops[k] = nic.Op{Kind: c.kind, Flow: c.en.flow}
+		}
+		errs := e.devs[dev].Program(ctx, target, ops)
+		del := map[flow.Plane][]nic.Op{}
+		for k, c := range cs {
+			en := c.en
+			var err error
+			if k < len(errs) {
+				err = errs[k]
+			}
+			refusal, notInHW := nic.NotInHW(err)
+			if err != nil && !notInHW {
+				reason, retry := refusalReason(err)
+				en.reasons, en.spilled, en.updated = []nic.Reason{reason}, retry, stampOf(now)
+				e.notify(Event{Kind: EventUpsert, Status: e.status(en.flow.ID, en)})
+				continue
+			}
+			if c.kind == nic.OpAdd && en.hasCopy() {
+				del[en.plane] = append(del[en.plane], nic.Op{Kind: nic.OpDelete, Flow: en.flow})
+			}
+			en.plane, en.updated = target, stampOf(now)
+			if notInHW {
+				reason, retry := refusalReason(refusal)
+				en.state, en.reasons, en.spilled = StateSoftware, []nic.Reason{reason}, retry
+			} else {
+				en.state, en.reasons, en.spilled = StateHardware, nil, false
+				moved++
+			}
+			touched[chainKey{en.flow.Port, en.flow.Chain}] = true
+			e.notify(Event{Kind: EventUpsert, Status: e.status(en.flow.ID, en)})
+		}
+		for plane, ops := range del {
+			for k, err := range e.devs[dev].Program(ctx, plane, ops) {
+				if err != nil && !isNotFound(err) {
+					e.log.Warn("remove the old copy of a promoted flow", "flow", ops[k].Flow.ID, "plane", plane.String(), "err", err)
+				}
+			}
+		}
 	}
-	return len(moved)
+	e.fixShadows(ctx, touched)
+	if moved > 0 {
+		e.log.Info("promoted flows to hardware", "device", e.names[dev], "flows", moved)
+	}
+	return moved
 }
 
 // DrainPort moves every hardware flow of port to software, make-before-break,
@@ -117,43 +203,16 @@ func (e *Engine) DrainPort(ctx context.Context, port, why string) (int, error) {
 			ens = append(ens, en)
 		}
 	}
-	sort.Slice(ens, func(i, j int) bool { return flowOrder(ens[i].flow, ens[j].flow) })
-	add := make([]nic.Op, len(ens))
+	slices.SortFunc(ens, func(a, b *entry) int { return tcOrder(a.flow, b.flow) })
+	reasons := make([]nic.Reason, len(ens))
 	for k, en := range ens {
-		add[k] = nic.Op{Kind: nic.OpAdd, Flow: en.flow}
+		reasons[k] = e.hardwareReasons(en.flow, ref.dev)[0]
 	}
-	dev := e.devs[ref.dev]
-	var del []nic.Op
-	var moved []*entry
-	var firstErr error
-	for k, err := range dev.Program(ctx, flow.Software, add) {
-		if err != nil {
-			firstErr = fmt.Errorf("drain port %s: install %s in software: %w", port, ens[k].flow.ID, err)
-			continue
-		}
-		del = append(del, nic.Op{Kind: nic.OpDelete, Flow: ens[k].flow})
-		moved = append(moved, ens[k])
+	n, err := e.moveToSoftware(ctx, ens, reasons, false)
+	if err != nil {
+		return n, fmt.Errorf("drain port %s: %w", port, err)
 	}
-	errs := dev.Program(ctx, flow.Hardware, del)
-	now := e.now()
-	n := 0
-	for k, en := range moved {
-		if k < len(errs) && errs[k] != nil {
-			// Both copies exist; keep it recorded in hardware so drain can be retried.
-			if firstErr == nil {
-				firstErr = fmt.Errorf("drain port %s: remove %s from hardware: %w", port, en.flow.ID, errs[k])
-			}
-			continue
-		}
-		en.state, en.updated, en.spilled = StateSoftware, stampOf(now), false
-		en.reasons = e.hardwareReasons(en.flow, ref.dev)
-		e.notify(Event{Kind: EventUpsert, Status: e.status(en.flow.ID, en)})
-		n++
-	}
-	if n > 0 {
-		e.signalFreed()
-	}
-	return n, firstErr
+	return n, nil
 }
 
 // UndrainPort lets the port's flows use hardware again and marks its
@@ -163,7 +222,7 @@ func (e *Engine) UndrainPort(port string) {
 	defer e.mu.Unlock()
 	delete(e.draining, port)
 	for _, en := range e.flows {
-		if en.flow.Port == port && en.state == StateSoftware && en.flow.Policy == flow.PolicyAuto {
+		if en.flow.Port == port && en.state == StateSoftware && en.flow.Policy != flow.PolicySoftwareOnly {
 			for _, r := range en.reasons {
 				if r.Code == nic.ReasonDraining {
 					en.spilled = true

@@ -55,13 +55,14 @@ func (e *Engine) Restore(ctx context.Context) (RestoreReport, error) {
 	}
 
 	var toPlace []*entry
+	var extra []copyRef
 	for _, s := range stored {
 		f := s.Flow
 		flow.Normalize(f)
 		ref, ok := e.ports[f.Port]
 		en := &entry{flow: f, gen: s.Generation, dev: ref.dev, updated: stampOf(e.now())}
 		e.flows[f.ID] = en
-		e.addChain(f, 1)
+		e.link(en)
 		copies := installed[f.ID]
 		delete(installed, f.ID)
 		if !ok {
@@ -71,51 +72,81 @@ func (e *Engine) Restore(ctx context.Context) (RestoreReport, error) {
 			e.removeCopies(ctx, copies)
 			continue
 		}
-		// Keep one matching copy, a hardware one if there is one.
+		// Keep one matching copy of a plane the flow's policy allows,
+		// preferring the plane it would be placed in now.
 		var keep *copyRef
-		var extra []copyRef
-		for _, plane := range []flow.Plane{flow.Hardware, flow.Software} {
+		for _, plane := range adoptPlanes(f.Policy) {
 			for i := range copies {
 				c := copies[i]
-				if c.plane != plane {
-					continue
+				if keep == nil && c.plane == plane && c.dev == ref.dev && sameRule(c.inst.Flow, f) {
+					keep = &copies[i]
 				}
-				if keep == nil && c.dev == ref.dev && sameRule(c.inst.Flow, f) {
-					keep = &c
-					continue
-				}
-				extra = append(extra, c)
 			}
 		}
-		e.removeCopies(ctx, extra)
+		for i := range copies {
+			if keep != &copies[i] {
+				extra = append(extra, copies[i])
+			}
+		}
 		if keep == nil {
 			toPlace = append(toPlace, en)
 			rep.Installed++
 			continue
 		}
 		rep.Adopted++
-		if keep.plane == flow.Hardware {
+		en.plane = keep.plane
+		switch keep.plane {
+		case flow.Hardware:
 			en.state = StateHardware
-			en.seen[flow.Hardware].accumulate(&en.hw, &keep.inst)
+			en.seen[flow.Hardware].accumulate(&en.hw, keep.inst.Handle, keep.inst.Counters)
 			continue
+		case flow.Both:
+			en.seen[flow.Hardware].accumulate(&en.hw, keep.inst.Handle, keep.inst.HWCounters)
+			en.seen[flow.Software].accumulate(&en.sw, keep.inst.Handle, keep.inst.Counters)
+			if keep.inst.InHW {
+				en.state = StateHardware
+				continue
+			}
+		default:
+			en.seen[flow.Software].accumulate(&en.sw, keep.inst.Handle, keep.inst.Counters)
 		}
 		en.state = StateSoftware
-		en.seen[flow.Software].accumulate(&en.sw, &keep.inst)
 		en.reasons = e.hardwareReasons(f, ref.dev)
 		if len(en.reasons) == 0 {
 			en.reasons = []nic.Reason{{Code: nic.ReasonDeviceError, Message: "adopted in software after a restart; will try hardware again"}}
 			en.spilled = true
 		}
 	}
+	// Make before break: place what has no usable copy, then remove the
+	// copies nobody wants (a copy in a plane the flow no longer uses is
+	// replaced in place where the device can).
+	if len(toPlace) > 0 {
+		e.place(ctx, toPlace)
+	}
+	e.removeCopies(ctx, extra)
 	for _, copies := range installed {
 		rep.Orphans += len(copies)
 		e.removeCopies(ctx, copies)
 	}
-	if len(toPlace) > 0 {
-		e.place(ctx, toPlace)
+	all := map[chainKey]bool{}
+	for k := range e.chains {
+		all[k] = true
 	}
+	e.fixShadows(ctx, all)
 	e.signalFreed()
 	return rep, nil
+}
+
+// adoptPlanes are the planes a copy of a flow with policy p may be
+// adopted from, best first.
+func adoptPlanes(p flow.Policy) []flow.Plane {
+	switch p {
+	case flow.PolicyHardwareOnly:
+		return []flow.Plane{flow.Hardware}
+	case flow.PolicySoftwareOnly:
+		return []flow.Plane{flow.Software}
+	}
+	return []flow.Plane{flow.Both, flow.Software}
 }
 
 // copyRef is one installed copy of a flow found on a device.
@@ -129,7 +160,7 @@ type copyRef struct {
 func (e *Engine) removeCopies(ctx context.Context, copies []copyRef) {
 	for _, c := range copies {
 		errs := e.devs[c.dev].Program(ctx, c.plane, []nic.Op{{Kind: nic.OpDelete, Flow: c.inst.Flow}})
-		if len(errs) > 0 && errs[0] != nil {
+		if len(errs) > 0 && errs[0] != nil && !isNotFound(errs[0]) {
 			e.log.Warn("remove unwanted flow copy", "flow", c.inst.Flow.ID, "plane", c.plane.String(), "err", errs[0])
 		}
 	}

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/offloadd/offloadd/nic"
-	"github.com/offloadd/offloadd/offload/flow"
 )
 
 // Run follows device events (ports coming and going, capacity freed) and
@@ -76,13 +75,9 @@ func (e *Engine) handleEvent(ctx context.Context, dev int, ev nic.Event) {
 			if en.flow.Port != ev.Port.Name || en.state == StatePending {
 				continue
 			}
-			if en.state == StateHardware || en.state == StateSoftware {
-				plane := flow.Software
-				if en.state == StateHardware {
-					plane = flow.Hardware
-				}
+			if en.hasCopy() {
 				// The kernel drops a vanished port's filters; make sure the device forgot them too.
-				e.devs[dev].Program(ctx, plane, []nic.Op{{Kind: nic.OpDelete, Flow: en.flow}})
+				e.devs[dev].Program(ctx, en.plane, []nic.Op{{Kind: nic.OpDelete, Flow: en.flow}})
 			}
 			en.state, en.updated, en.spilled = StatePending, stampOf(now), false
 			en.reasons = []nic.Reason{{Code: nic.ReasonPort, Field: "port", Message: fmt.Sprintf("port %s is gone; the flow is installed again when it returns", ev.Port.Name)}}
@@ -100,15 +95,15 @@ func (e *Engine) handleEvent(ctx context.Context, dev int, ev nic.Event) {
 // place installs entries that have no installed copy, as Apply would;
 // callers hold e.mu.
 func (e *Engine) place(ctx context.Context, ens []*entry) {
-	changes := make([]*change, 0, len(ens))
-	for _, en := range ens {
-		changes = append(changes, e.plan(&change{f: en.flow, dev: en.dev}))
+	changes := make([]*change, len(ens))
+	for k, en := range ens {
+		changes[k] = &change{i: k, f: en.flow, dev: en.dev}
 	}
-	e.program(ctx, changes, flow.Hardware)
-	e.program(ctx, changes, flow.Software)
+	e.program(ctx, e.plan(changes))
 	now := e.now()
-	for k, c := range changes {
-		en := ens[k]
+	touched := map[chainKey]bool{}
+	for _, c := range changes {
+		en := ens[c.i]
 		en.updated = stampOf(now)
 		if c.failed() {
 			en.state, en.spilled = StateFailed, false
@@ -117,10 +112,12 @@ func (e *Engine) place(ctx context.Context, ens []*entry) {
 				en.reasons = []nic.Reason{{Code: nic.ReasonDeviceError, Message: c.err.Error()}}
 			}
 		} else {
-			en.state, en.reasons, en.spilled = c.state, c.reasons, c.spilled
+			en.state, en.plane, en.reasons, en.spilled = c.state, c.target, c.reasons, c.spilled
+			touched[c.chain()] = true
 		}
 		e.notify(Event{Kind: EventUpsert, Status: e.status(en.flow.ID, en)})
 	}
+	e.fixShadows(ctx, touched)
 }
 
 // Close stops every watcher; later calls that change state fail with ErrClosed.

@@ -16,10 +16,9 @@ type copyReading struct {
 
 // accumulate adds what in counted since the last reading to total. A new
 // copy (another handle) or a reset counter starts from zero.
-func (r *copyReading) accumulate(total *nic.Counters, in *nic.Installed) {
-	c := in.Counters
-	if in.Handle != r.handle || c.Packets < r.packets || c.Bytes < r.bytes {
-		*r = copyReading{handle: in.Handle}
+func (r *copyReading) accumulate(total *nic.Counters, handle uint32, c nic.Counters) {
+	if handle != r.handle || c.Packets < r.packets || c.Bytes < r.bytes {
+		*r = copyReading{handle: handle}
 	}
 	total.Packets += c.Packets - r.packets
 	total.Bytes += c.Bytes - r.bytes
@@ -42,15 +41,20 @@ func (e *Engine) RefreshStats(ctx context.Context) error {
 		}
 		e.mu.Lock()
 		for i := range inst {
-			en, ok := e.flows[inst[i].Flow.ID]
-			if !ok || en.dev != dev {
+			in := &inst[i]
+			en, ok := e.flows[in.Flow.ID]
+			// Only the flow's current copy: another is on its way in or out.
+			if !ok || en.dev != dev || !en.hasCopy() || in.Plane != en.plane {
 				continue
 			}
-			switch inst[i].Plane {
+			switch in.Plane {
 			case flow.Hardware:
-				en.seen[flow.Hardware].accumulate(&en.hw, &inst[i])
+				en.seen[flow.Hardware].accumulate(&en.hw, in.Handle, in.Counters)
 			case flow.Software:
-				en.seen[flow.Software].accumulate(&en.sw, &inst[i])
+				en.seen[flow.Software].accumulate(&en.sw, in.Handle, in.Counters)
+			case flow.Both:
+				en.seen[flow.Hardware].accumulate(&en.hw, in.Handle, in.HWCounters)
+				en.seen[flow.Software].accumulate(&en.sw, in.Handle, in.Counters)
 			}
 		}
 		e.mu.Unlock()

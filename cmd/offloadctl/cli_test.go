@@ -93,6 +93,16 @@ func (s *fakeServer) ExplainFlow(_ context.Context, req *v1.ExplainFlowRequest) 
 		Reasons: []*v1.Reason{{Code: "ct-state", Message: "+new stays in software"}}}, nil
 }
 
+// ExplainFlows answers each flow of the batch as ExplainFlow would.
+func (s *fakeServer) ExplainFlows(ctx context.Context, req *v1.ExplainFlowsRequest) (*v1.ExplainFlowsResponse, error) {
+	out := &v1.ExplainFlowsResponse{}
+	for _, f := range req.GetFlows() {
+		x, _ := s.ExplainFlow(ctx, &v1.ExplainFlowRequest{Flow: f})
+		out.Results = append(out.Results, x)
+	}
+	return out, nil
+}
+
 func (s *fakeServer) WatchFlows(_ *v1.WatchFlowsRequest, stream grpc.ServerStreamingServer[v1.WatchFlowsResponse]) error {
 	for _, ev := range s.events {
 		if err := stream.Send(ev); err != nil {

@@ -262,15 +262,19 @@ func (c *cli) explainCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// One batch, as apply would get it: gotos resolve within the
+			// file and hardware room is consumed in apply's order.
+			ctx, cancel := c.rpcContext(cmd)
+			resp, err := fc.ExplainFlows(ctx, &v1.ExplainFlowsRequest{Flows: flows})
+			cancel()
+			if err != nil {
+				return rpcError(fmt.Sprintf("explain %d flows", len(flows)), err)
+			}
 			xs := make([]explained, 0, len(flows))
 			for i, f := range flows {
-				ctx, cancel := c.rpcContext(cmd)
-				resp, err := fc.ExplainFlow(ctx, &v1.ExplainFlowRequest{Flow: f})
-				cancel()
-				if err != nil {
-					return rpcError(fmt.Sprintf("explain flows[%d] %q", i, f.GetId()), err)
+				if i < len(resp.GetResults()) {
+					xs = append(xs, explained{ID: f.GetId(), Resp: resp.GetResults()[i]})
 				}
-				xs = append(xs, explained{ID: f.GetId(), Resp: resp})
 			}
 			if c.output != "table" {
 				b, err := explainJSON(xs)

@@ -55,9 +55,10 @@ type Config struct {
 type TunnelConfig struct {
 	// Name is the netdev name ("vxlan0").
 	Name string `json:"name"`
-	// Type is "vxlan" or "geneve" (default "vxlan").
+	// Type is "vxlan", the only overlay the emulated datapath speaks
+	// (default "vxlan"); other types are refused at load.
 	Type string `json:"type"`
-	// DstPort is the UDP port (default 4789 for vxlan, 6081 for geneve).
+	// DstPort is the UDP port (default 4789).
 	DstPort uint16 `json:"dstPort"`
 }
 
@@ -191,7 +192,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet, prefix string) {
 }
 
 // Validate checks the config and returns every problem found, each
-// prefixed with its field path ("tunnels[0].type: \"gre\" is not vxlan or geneve").
+// prefixed with its field path ("tunnels[0].name: must not be empty").
 func (c Config) Validate() error {
 	var errs []error
 	add := func(field, format string, args ...any) {
@@ -241,8 +242,12 @@ func (c Config) Validate() error {
 			add(p+".name", "%q collides with a port name", t.Name)
 		}
 		names[t.Name] = "a tunnel"
-		if t.Type != "" && t.Type != "vxlan" && t.Type != "geneve" {
-			add(p+".type", "%q is not vxlan or geneve", t.Type)
+		switch t.Type {
+		case "", "vxlan":
+		case "geneve", "gre", "gretap", "ip6gretap", "vxlan-gpe":
+			add(p+".type", "%q is not emulated: the emulated datapath encapsulates and decapsulates VXLAN only", t.Type)
+		default:
+			add(p+".type", "%q is not a tunnel type (vxlan)", t.Type)
 		}
 	}
 	faults := map[string]bool{}
@@ -269,9 +274,6 @@ func (t TunnelConfig) withDefaults() TunnelConfig {
 	}
 	if t.DstPort == 0 {
 		t.DstPort = 4789
-		if t.Type == "geneve" {
-			t.DstPort = 6081
-		}
 	}
 	return t
 }

@@ -68,21 +68,33 @@ func (d *Device) FlowTable(plane flow.Plane) (*FlowTable, error) {
 	if d.closed {
 		return nil, fmt.Errorf("%s flow table: %w", plane, nic.ErrClosed)
 	}
-	t := &d.tables[plane]
-	if ft := t.index.Load(); ft != nil && ft.gen == t.gen {
+	// A plane runs the copies put only there and the flow.Both copies
+	// (in hardware: those hardware took).
+	t, both := &d.tables[plane], &d.tables[flow.Both]
+	gen := t.gen + both.gen
+	if ft := t.index.Load(); ft != nil && ft.gen == gen {
 		return ft, nil
 	}
 	// Readers racing here build equal snapshots: no writer holds the lock.
-	ft := buildFlowTable(plane, t)
+	ft := buildFlowTable(plane, gen, t, both)
 	t.index.Store(ft)
 	return ft, nil
 }
 
-func buildFlowTable(plane flow.Plane, t *table) *FlowTable {
-	ft := &FlowTable{plane: plane, gen: t.gen, n: len(t.flows), chains: map[PortChain][]*flow.Flow{}}
-	for _, e := range t.flows {
+func buildFlowTable(plane flow.Plane, gen uint64, t, both *table) *FlowTable {
+	ft := &FlowTable{plane: plane, gen: gen, chains: map[PortChain][]*flow.Flow{}}
+	add := func(e entry) {
 		k := PortChain{Port: e.flow.Port, Chain: e.flow.Chain}
 		ft.chains[k] = append(ft.chains[k], e.flow)
+		ft.n++
+	}
+	for _, e := range t.flows {
+		add(e)
+	}
+	for _, e := range both.flows {
+		if plane == flow.Software || e.inHW {
+			add(e)
+		}
 	}
 	for _, fs := range ft.chains {
 		slices.SortFunc(fs, func(a, b *flow.Flow) int {

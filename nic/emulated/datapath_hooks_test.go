@@ -95,15 +95,15 @@ func TestFlowTableLegacyEmptiesHardware(t *testing.T) {
 
 func TestTunnelPort(t *testing.T) {
 	cfg := emulated.DefaultConfig()
-	cfg.Tunnels = append(cfg.Tunnels, emulated.TunnelConfig{Name: "gnv0", Type: "geneve"})
+	cfg.Tunnels = append(cfg.Tunnels, emulated.TunnelConfig{Name: "vxlan1", DstPort: 4790})
 	d := newDevice(t, cfg)
 	p, ok := d.TunnelPort(4789)
 	require.True(t, ok)
 	assert.Equal(t, "vxlan0", p.Name)
-	p, ok = d.TunnelPort(6081)
+	p, ok = d.TunnelPort(4790)
 	require.True(t, ok)
-	assert.Equal(t, "gnv0", p.Name)
-	_, ok = d.TunnelPort(4790)
+	assert.Equal(t, "vxlan1", p.Name)
+	_, ok = d.TunnelPort(6081)
 	assert.False(t, ok)
 }
 

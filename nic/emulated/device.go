@@ -35,7 +35,7 @@ type Device struct {
 	mode      nic.EswitchMode
 	ports     map[string]nic.Port
 	vfs       []VFConfig
-	tables    [2]table // indexed by flow.Plane
+	tables    [3]table // indexed by flow.Plane: skip_sw, skip_hw, no flag
 	tableSize int      // hardware capacity; 0: unlimited
 	faults    []*activeFault
 
@@ -221,6 +221,7 @@ func (d *Device) SetEswitchMode(ctx context.Context, mode nic.EswitchMode) error
 		}
 		clear(d.tables[flow.Hardware].flows)
 		d.tables[flow.Hardware].gen++
+		d.unoffloadBoth()
 		d.flushPorts(gone)
 		for n := range d.vfs {
 			d.removePort(repName(0, n))

@@ -713,7 +713,7 @@ func TestLoadConfig(t *testing.T) {
 	chain := uint32(2)
 	want := emulated.DefaultConfig()
 	want.NumVFs, want.HWTableSize, want.Latency = 4, 64, emulated.Duration(2*time.Millisecond)
-	want.Tunnels = []emulated.TunnelConfig{{Name: "vxlan0", Type: "vxlan", DstPort: 4789}, {Name: "gnv0", Type: "geneve"}}
+	want.Tunnels = []emulated.TunnelConfig{{Name: "vxlan0", Type: "vxlan", DstPort: 4789}, {Name: "vxlan1", DstPort: 4790}}
 	want.Faults = []emulated.FaultSpec{{Name: "ct-busy", Plane: "hardware", Match: emulated.FaultMatchSpec{Port: "pf0vf3", Chain: &chain, Action: "ct"},
 		Errno: "EBUSY", Message: "ct table busy", Count: 3}}
 	assert.Equal(t, want, cfg)
@@ -721,9 +721,9 @@ func TestLoadConfig(t *testing.T) {
 	d, err := emulated.New(cfg, nil)
 	require.NoError(t, err)
 	defer d.Close()
-	p, ok := d.Port("gnv0")
+	p, ok := d.Port("vxlan1")
 	require.True(t, ok)
-	assert.Equal(t, uint16(6081), p.TunnelDstPort)
+	assert.Equal(t, uint16(4790), p.TunnelDstPort)
 	f, err := cfg.Faults[0].Fault()
 	require.NoError(t, err)
 	assert.Equal(t, []emulated.Fault{f}, d.Faults())
@@ -756,10 +756,12 @@ func TestConfigValidation(t *testing.T) {
 			`pciAddress: "08:00.0" is not a PCI address like 0000:08:00.0`,
 		}},
 		{"pci range", "pciAddress: 0000:ff:1f.7\ntotalVFs: 8", []string{"pciAddress: 0000:ff:1f.7 leaves no room"}},
-		{"tunnels", "tunnels:\n- {name: p0}\n- {name: pf0vf1}\n- {name: t, type: gre}\n- {name: t}\n- {name: ''}\n- {name: a/b}", []string{
+		{"tunnels", "tunnels:\n- {name: p0}\n- {name: pf0vf1}\n- {name: t, type: gre}\n- {name: t}\n- {name: ''}\n- {name: a/b}\n- {name: g, type: geneve}\n- {name: w, type: wire}", []string{
 			`tunnels[0].name: "p0" collides with a port name`,
 			`tunnels[1].name: "pf0vf1" collides with a port name`,
-			`tunnels[2].type: "gre" is not vxlan or geneve`,
+			`tunnels[2].type: "gre" is not emulated: the emulated datapath encapsulates and decapsulates VXLAN only`,
+			`tunnels[6].type: "geneve" is not emulated: the emulated datapath encapsulates and decapsulates VXLAN only`,
+			`tunnels[7].type: "wire" is not a tunnel type (vxlan)`,
 			`tunnels[3].name: "t" collides with a port name`,
 			"tunnels[4].name: must not be empty",
 			`tunnels[5].name: "a/b" is not a valid netdev name`,

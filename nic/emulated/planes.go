@@ -21,7 +21,9 @@ const L2HeaderLen = 14
 // table is one plane's flows by ID.
 type table struct {
 	flows map[string]entry
-	next  uint32 // last handle given out
+	// inHW counts the flow.Both copies hardware took.
+	inHW int
+	next uint32 // last handle given out
 	// gen counts changes to flows; FlowTable rebuilds index when it moves.
 	gen   uint64
 	index atomic.Pointer[FlowTable]
@@ -32,6 +34,10 @@ type entry struct {
 	flow     *flow.Flow
 	handle   uint32
 	counters nic.Counters
+	// inHW and hw are a flow.Both copy's: whether hardware took it, and
+	// its hits there (counters are then its software hits).
+	inHW bool
+	hw   nic.Counters
 }
 
 var (
@@ -44,24 +50,28 @@ var (
 
 // Program applies ops to one plane in order and returns one error per op.
 //
-// Both planes: OpAdd of an ID the plane holds fails with nic.ErrExists,
+// Every plane: OpAdd of an ID the plane holds fails with nic.ErrExists,
 // OpReplace and OpDelete of one it does not hold with nic.ErrNotFound; add
 // and replace need the ingress port to exist (else a *nic.RefusedError
-// with ENODEV) and pass the active faults. The hardware plane also checks
-// the flow against the profile (EOPNOTSUPP with the first reason's message,
-// like a kernel extack) and the table size (ENOSPC), waits the configured
-// latency and insert pacing, and refuses everything in legacy eswitch mode.
-// A replace keeps the copy's handle and counters. Stored copies are
-// normalized (a clone is made only when the caller's flow is not), as the
-// kernel masks keys when it stores a filter.
-// A cancelled ctx fails the ops not yet applied.
-// Equivalent to: tc filter add|replace|del dev PORT ingress ... flower skip_sw|skip_hw
+// with ENODEV) and pass the active faults of the software plane (skip_hw
+// and both) or the hardware plane (skip_sw). Hardware admission checks
+// the flow against the profile (EOPNOTSUPP with the first reason's
+// message, like a kernel extack), the table size (ENOSPC) and the
+// hardware faults, waits the configured latency and insert pacing, and
+// refuses everything in legacy eswitch mode. In flow.Hardware a refusal
+// fails the op; in flow.Both the copy is installed in software all the
+// same and the op answers a *nic.NotInHWError (tc's not_in_hw), and a
+// replace offers the flow to hardware again. A replace keeps the copy's
+// handle and counters. Stored copies are normalized (a clone is made only
+// when the caller's flow is not), as the kernel masks keys when it stores
+// a filter. A cancelled ctx fails the ops not yet applied.
+// Equivalent to: tc filter add|replace|del dev PORT ingress ... flower [skip_sw|skip_hw]
 func (d *Device) Program(ctx context.Context, plane flow.Plane, ops []nic.Op) []error {
 	errs := make([]error, len(ops))
 	if len(ops) == 0 {
 		return errs
 	}
-	if plane != flow.Hardware && plane != flow.Software {
+	if plane > flow.Both {
 		failRest(errs, ops, plane, 0, fmt.Errorf("unknown plane %d", plane))
 		return errs
 	}
@@ -69,7 +79,7 @@ func (d *Device) Program(ctx context.Context, plane flow.Plane, ops []nic.Op) []
 		failRest(errs, ops, plane, 0, err)
 		return errs
 	}
-	if plane == flow.Hardware {
+	if plane != flow.Software {
 		if err := d.wait(ctx, ops); err != nil {
 			failRest(errs, ops, plane, 0, err)
 			return errs
@@ -116,12 +126,25 @@ func (d *Device) apply(t *table, plane flow.Plane, op *nic.Op, freed *bool) erro
 		if err := d.admit(plane, f); err != nil {
 			return err
 		}
-		if plane == flow.Hardware && d.tableSize > 0 && len(t.flows) >= d.tableSize {
-			return nic.Refusal(syscall.ENOSPC, fmt.Sprintf("hardware flow table full (%d entries)", d.tableSize))
+		var refused *nic.RefusedError
+		switch plane {
+		case flow.Hardware:
+			if err := d.admitHardware(f, false); err != nil {
+				return err
+			}
+		case flow.Both:
+			refused = d.admitHardware(f, false)
 		}
 		t.next++
-		t.flows[f.ID] = entry{flow: flow.Normalized(f), handle: t.next}
+		e := entry{flow: flow.Normalized(f), handle: t.next, inHW: plane == flow.Both && refused == nil}
+		t.flows[f.ID] = e
+		if e.inHW {
+			t.inHW++
+		}
 		t.gen++
+		if refused != nil {
+			return &nic.NotInHWError{Refusal: refused}
+		}
 	case nic.OpReplace:
 		e, ok := t.flows[f.ID]
 		if !ok {
@@ -130,16 +153,40 @@ func (d *Device) apply(t *table, plane flow.Plane, op *nic.Op, freed *bool) erro
 		if err := d.admit(plane, f); err != nil {
 			return err
 		}
+		var refused *nic.RefusedError
+		switch plane {
+		case flow.Hardware:
+			if err := d.admitHardware(f, true); err != nil {
+				return err
+			}
+		case flow.Both:
+			refused = d.admitHardware(f, e.inHW)
+			switch {
+			case e.inHW && refused != nil:
+				*freed = true
+				t.inHW--
+			case !e.inHW && refused == nil:
+				t.inHW++
+			}
+			e.inHW = refused == nil
+		}
 		e.flow = flow.Normalized(f)
 		t.flows[f.ID] = e
 		t.gen++
+		if refused != nil {
+			return &nic.NotInHWError{Refusal: refused}
+		}
 	case nic.OpDelete:
-		if _, ok := t.flows[f.ID]; !ok {
+		e, ok := t.flows[f.ID]
+		if !ok {
 			return nic.ErrNotFound
 		}
 		delete(t.flows, f.ID)
 		t.gen++
-		if plane == flow.Hardware {
+		if e.inHW {
+			t.inHW--
+		}
+		if plane == flow.Hardware || e.inHW {
 			*freed = true
 		}
 	default:
@@ -148,7 +195,8 @@ func (d *Device) apply(t *table, plane flow.Plane, op *nic.Op, freed *bool) erro
 	return nil
 }
 
-// admit decides whether plane takes f (capacity aside).
+// admit decides whether the software side of plane takes f (flow.Hardware:
+// the request itself). Hardware admission is admitHardware.
 func (d *Device) admit(plane flow.Plane, f *flow.Flow) error {
 	switch {
 	case f.ID == "":
@@ -159,15 +207,55 @@ func (d *Device) admit(plane flow.Plane, f *flow.Flow) error {
 	if _, ok := d.ports[f.Port]; !ok {
 		return nic.Refusal(syscall.ENODEV, fmt.Sprintf("no such port %q", f.Port))
 	}
-	if plane == flow.Hardware {
-		if reasons := d.profile.Check(f, d.kinds); len(reasons) > 0 {
-			return &nic.RefusedError{Kind: nic.RefusedUnsupported, Errno: syscall.EOPNOTSUPP, Message: reasons[0].Message}
-		}
-	}
-	if len(d.faults) > 0 {
-		return d.faultFor(plane, f)
+	if plane != flow.Hardware && len(d.faults) > 0 {
+		return d.faultFor(flow.Software, f)
 	}
 	return nil
+}
+
+// admitHardware decides whether the NIC takes f: eswitch mode, profile,
+// hardware faults, then room (held: f already has an entry there).
+// Called with d.mu held for writing.
+func (d *Device) admitHardware(f *flow.Flow, held bool) *nic.RefusedError {
+	if d.mode != nic.EswitchSwitchdev {
+		return errLegacy
+	}
+	if reasons := d.profile.Check(f, d.kinds); len(reasons) > 0 {
+		return &nic.RefusedError{Kind: nic.RefusedUnsupported, Errno: syscall.EOPNOTSUPP, Message: reasons[0].Message}
+	}
+	if len(d.faults) > 0 {
+		if err := d.faultFor(flow.Hardware, f); err != nil {
+			var re *nic.RefusedError
+			if errors.As(err, &re) {
+				return re
+			}
+			return nic.Refusal(syscall.EIO, err.Error())
+		}
+	}
+	if !held && d.tableSize > 0 && d.hwUsed() >= d.tableSize {
+		return nic.Refusal(syscall.ENOSPC, fmt.Sprintf("hardware flow table full (%d entries)", d.tableSize))
+	}
+	return nil
+}
+
+// hwUsed counts the hardware table's entries: skip_sw copies and the
+// flow.Both copies hardware took. Called with d.mu held.
+func (d *Device) hwUsed() int {
+	return len(d.tables[flow.Hardware].flows) + d.tables[flow.Both].inHW
+}
+
+// unoffloadBoth takes every flow.Both copy out of hardware (legacy mode).
+// Called with d.mu held for writing.
+func (d *Device) unoffloadBoth() {
+	t := &d.tables[flow.Both]
+	for id, e := range t.flows {
+		if e.inHW {
+			e.inHW = false
+			t.flows[id] = e
+			t.gen++
+		}
+	}
+	t.inHW = 0
 }
 
 func opError(plane flow.Plane, op *nic.Op, err error) error {
@@ -227,7 +315,7 @@ func (d *Device) Flows(ctx context.Context, plane flow.Plane) ([]nic.Installed, 
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("list %s flows: %w", plane, err)
 	}
-	if plane != flow.Hardware && plane != flow.Software {
+	if plane > flow.Both {
 		return nil, fmt.Errorf("list flows: unknown plane %d", plane)
 	}
 	d.mu.RLock()
@@ -239,8 +327,11 @@ func (d *Device) Flows(ctx context.Context, plane flow.Plane) ([]nic.Installed, 
 	out := make([]nic.Installed, 0, len(t.flows))
 	for _, e := range t.flows {
 		in := nic.Installed{Flow: e.flow, Plane: plane, Counters: e.counters, Handle: e.handle}
-		if plane == flow.Hardware {
+		if plane == flow.Hardware || e.inHW {
 			in.InHW, in.InHWCount = true, 1
+		}
+		if plane == flow.Both {
+			in.HWCounters = e.hw
 		}
 		out = append(out, in)
 	}
@@ -253,7 +344,7 @@ func (d *Device) Flows(ctx context.Context, plane flow.Plane) ([]nic.Installed, 
 func (d *Device) Capacity() (used, total int) {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	return len(d.tables[flow.Hardware].flows), d.tableSize
+	return d.hwUsed(), d.tableSize
 }
 
 // SetTableSize changes the hardware table size live; 0 restores the
@@ -274,7 +365,7 @@ func (d *Device) SetTableSize(n int) error {
 	}
 	old := d.tableSize
 	d.tableSize = n
-	used := len(d.tables[flow.Hardware].flows)
+	used := d.hwUsed()
 	grown := old > 0 && (n == 0 || n > old)
 	if grown && (n == 0 || used < n) {
 		d.events.push(nic.Event{Kind: nic.EventCapacityFreed})
@@ -304,15 +395,24 @@ func (d *Device) AddCounters(plane flow.Plane, id string, packets, bytes uint64,
 	if d.closed {
 		return fmt.Errorf("add counters to %s flow %q: %w", plane, id, nic.ErrClosed)
 	}
+	// The copy put only in plane, else a flow.Both copy that runs there.
 	t := &d.tables[plane]
 	e, ok := t.flows[id]
+	c := &e.counters
+	if !ok {
+		t = &d.tables[flow.Both]
+		e, ok = t.flows[id]
+		if plane == flow.Hardware {
+			ok, c = ok && e.inHW, &e.hw
+		}
+	}
 	if !ok {
 		return fmt.Errorf("add counters to %s flow %q: %w", plane, id, nic.ErrNotFound)
 	}
-	e.counters.Packets += packets
-	e.counters.Bytes += bytes
-	if at.After(e.counters.LastUsed) {
-		e.counters.LastUsed = at
+	c.Packets += packets
+	c.Bytes += bytes
+	if at.After(c.LastUsed) {
+		c.LastUsed = at
 	}
 	t.flows[id] = e
 	return nil
@@ -325,15 +425,20 @@ func (d *Device) flushPorts(gone map[string]bool) {
 	for p := range d.tables {
 		t := &d.tables[p]
 		n := len(t.flows)
+		hw := false
 		for id, e := range t.flows {
 			if gone[e.flow.Port] {
 				delete(t.flows, id)
+				if e.inHW {
+					t.inHW--
+					hw = true
+				}
 			}
 		}
 		if len(t.flows) < n {
 			t.gen++
 		}
-		if flow.Plane(p) == flow.Hardware && len(t.flows) < n {
+		if flow.Plane(p) == flow.Hardware && len(t.flows) < n || hw {
 			d.events.push(nic.Event{Kind: nic.EventCapacityFreed})
 		}
 	}

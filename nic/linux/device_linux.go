@@ -37,7 +37,7 @@ type Device struct {
 	ifindex map[string]int32
 	names   map[int32]string
 	qdisc   map[int32]bool // clsact ensured
-	planes  [2]map[string]*entry
+	planes  [3]map[string]*entry // by flow.Plane: skip_sw, skip_hw, no flag
 	hashes  map[[12]byte]string // cookie hash -> flow ID
 	handles handles             // filter handles in use, over all filter lists
 	enc     tcflower.Encoder
@@ -89,7 +89,7 @@ func New(cfg Config) (*Device, error) {
 		cfg: cfg, log: cfg.Log, ns: cfg.NetNS,
 		ports: map[string]nic.Port{}, wanted: map[string]nic.Port{},
 		ifindex: map[string]int32{}, names: map[int32]string{}, qdisc: map[int32]bool{},
-		planes: [2]map[string]*entry{{}, {}}, hashes: map[[12]byte]string{}, handles: handles{next: 1, used: map[uint32]bool{}},
+		planes: [3]map[string]*entry{{}, {}, {}}, hashes: map[[12]byte]string{}, handles: handles{next: 1, used: map[uint32]bool{}},
 		events: make(chan nic.Event, 256), done: make(chan struct{}),
 	}
 	if d.log == nil {
@@ -207,9 +207,11 @@ func (d *Device) SetEswitchMode(_ context.Context, mode nic.EswitchMode) error {
 func (d *Device) Capacity() (used, total int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for _, e := range d.planes[flow.Hardware] {
-		if !e.moved {
-			used++
+	for p := range d.planes {
+		for _, e := range d.planes[p] {
+			if !e.moved && (flow.Plane(p) == flow.Hardware || flow.Plane(p) == flow.Both && e.inHW) {
+				used++
+			}
 		}
 	}
 	return used, 0
@@ -385,18 +387,24 @@ func (b *batch) lookup(id string) *entry {
 	return nil
 }
 
-// handoffFrom returns the other plane's copy of f when it sits in the
+// handoffFrom returns another plane's copy of f when it sits in the
 // filter list f goes to with the same match. cls_flower refuses a second
 // filter with the same key in one list whatever its skip flags, so such a
 // copy is taken over by a replace of its handle with the new flags: the
 // kernel installs the new copy before it removes the old one.
 func (b *batch) handoffFrom(nf *flow.Flow, ifindex int32) *entry {
-	o := b.d.planes[1-b.plane][nf.ID]
-	if o == nil || o.moved || o.ifindex != ifindex || o.chain != nf.Chain || o.prio != nf.Priority ||
-		o.proto != tcflower.Protocol(&nf.Match) || o.flow.Match != nf.Match {
-		return nil
+	for p := range b.d.planes {
+		if flow.Plane(p) == b.plane {
+			continue
+		}
+		o := b.d.planes[p][nf.ID]
+		if o == nil || o.moved || o.ifindex != ifindex || o.chain != nf.Chain || o.prio != nf.Priority ||
+			o.proto != tcflower.Protocol(&nf.Match) || o.flow.Match != nf.Match {
+			continue
+		}
+		return o
 	}
-	return o
+	return nil
 }
 
 func verb(k nic.OpKind) string {
@@ -516,11 +524,12 @@ func (b *batch) add(i int, op nic.Op) {
 	}
 }
 
-// echo asks for the kernel's copy of an added filter on the hardware plane
-// only, where it says whether the rule really runs in hardware (in_hw); on
-// the software plane it carries nothing and halves the insertion rate.
+// echo asks for the kernel's copy of an added filter where it says
+// whether the rule really runs in hardware (in_hw): skip_sw and no skip
+// flag. On the software plane it carries nothing and halves the
+// insertion rate.
 func (b *batch) echo() uint16 {
-	if b.plane == flow.Hardware {
+	if b.plane != flow.Software {
 		return rtnl.FlagEcho
 	}
 	return 0
@@ -592,6 +601,14 @@ func (b *batch) flush() {
 				e.inHW, e.inHWCount = f.InHW(), f.InHWCount
 			}
 		}
+		if b.plane == flow.Both && !e.inHW {
+			// Installed in software; the driver did not take it.
+			msg := rep.Warning
+			if msg == "" {
+				msg = "not_in_hw: no driver took the filter"
+			}
+			b.errs[s.op] = &nic.NotInHWError{Refusal: nic.Refusal(syscall.EOPNOTSUPP, msg)}
+		}
 		d.planes[b.plane][s.id] = e
 		d.markHandle(e.key(), e.handle)
 		d.learnCookie(s.id, e.cookie)
@@ -608,9 +625,12 @@ func (b *batch) flush() {
 func (d *Device) forget(plane flow.Plane, id string, prev *entry) {
 	if cur, ok := d.planes[plane][id]; ok && cur == prev {
 		delete(d.planes[plane], id)
-		if o := d.planes[1-plane][id]; o == nil || o.moved || o.handle != prev.handle || o.ifindex != prev.ifindex {
-			d.freeHandle(prev.key(), prev.handle)
+		for p := range d.planes {
+			if o := d.planes[p][id]; flow.Plane(p) != plane && o != nil && !o.moved && o.handle == prev.handle && o.ifindex == prev.ifindex {
+				return // another plane's copy took the filter over
+			}
 		}
+		d.freeHandle(prev.key(), prev.handle)
 	}
 }
 
@@ -669,7 +689,7 @@ func (d *Device) dump(ctx context.Context, want func(flow.Plane) bool) ([]nic.In
 	}
 	slices.Sort(names)
 	var out []nic.Installed
-	var seen [2]map[string]bool
+	var seen [3]map[string]bool
 	now := time.Now()
 	for _, port := range names {
 		ifindex, err := d.resolve(port)
@@ -742,7 +762,14 @@ func (d *Device) installed(plane flow.Plane, id string, f *tcflower.Filter, now 
 	if st.Used {
 		c.LastUsed = now.Add(-st.LastUsed)
 	}
-	return nic.Installed{Flow: e.flow, Plane: plane, InHW: f.InHW(), InHWCount: f.InHWCount, Counters: c, Handle: f.Handle}
+	in := nic.Installed{Flow: e.flow, Plane: plane, InHW: f.InHW(), InHWCount: f.InHWCount, Counters: c, Handle: f.Handle}
+	if plane == flow.Both && st.HasHW {
+		// The kernel's totals include the hardware part (Sent hardware).
+		in.HWCounters = nic.Counters{Packets: st.HWPackets, Bytes: st.HWBytes, LastUsed: c.LastUsed}
+		in.Counters.Packets -= min(st.HWPackets, st.Packets)
+		in.Counters.Bytes -= min(st.HWBytes, st.Bytes)
+	}
+	return in
 }
 
 // sameRule reports whether stored and the dumped filter are the same tc

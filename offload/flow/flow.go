@@ -38,21 +38,35 @@ func ParsePolicy(s string) (Policy, bool) {
 	return 0, false
 }
 
-// Plane is where an installed copy of a flow runs.
+// Plane is where a packet is handled, and where an installed copy of a
+// flow was put.
 type Plane uint8
 
 const (
-	// Hardware is the NIC's flow table (tc flower skip_sw).
+	// Hardware is the NIC's flow table; a copy put only there is tc
+	// flower skip_sw.
 	Hardware Plane = iota
-	// Software is the kernel's software path (tc flower skip_hw).
+	// Software is the kernel's software path; a copy put only there is
+	// tc flower skip_hw.
 	Software
+	// Both is a copy put with no skip flag: the kernel keeps it in
+	// software and offers it to the driver, and the dump's in_hw says
+	// whether hardware took it. A packet that misses in hardware part-way
+	// finds the same rule in software. It is never where a packet is
+	// handled.
+	Both
 )
 
 func (p Plane) String() string {
-	if p == Hardware {
+	switch p {
+	case Hardware:
 		return "hardware"
+	case Software:
+		return "software"
+	case Both:
+		return "both"
 	}
-	return "software"
+	return "unknown"
 }
 
 // Flow is one rule: where it matches, what it matches, what it does.

@@ -1238,6 +1238,99 @@ func (x *ExplainFlowResponse) GetChanged() bool {
 	return false
 }
 
+// ExplainFlowsRequest holds a batch to explain.
+type ExplainFlowsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The flows to place as if applied now, in one ApplyFlows request.
+	Flows         []*Flow `protobuf:"bytes,1,rep,name=flows,proto3" json:"flows,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExplainFlowsRequest) Reset() {
+	*x = ExplainFlowsRequest{}
+	mi := &file_offloadd_v1_flow_service_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExplainFlowsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExplainFlowsRequest) ProtoMessage() {}
+
+func (x *ExplainFlowsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_offloadd_v1_flow_service_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExplainFlowsRequest.ProtoReflect.Descriptor instead.
+func (*ExplainFlowsRequest) Descriptor() ([]byte, []int) {
+	return file_offloadd_v1_flow_service_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ExplainFlowsRequest) GetFlows() []*Flow {
+	if x != nil {
+		return x.Flows
+	}
+	return nil
+}
+
+// ExplainFlowsResponse is the would-be placement of each flow of a batch.
+type ExplainFlowsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One per requested flow, in request order; violation paths start at
+	// "flows[i]".
+	Results       []*ExplainFlowResponse `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExplainFlowsResponse) Reset() {
+	*x = ExplainFlowsResponse{}
+	mi := &file_offloadd_v1_flow_service_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExplainFlowsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExplainFlowsResponse) ProtoMessage() {}
+
+func (x *ExplainFlowsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_offloadd_v1_flow_service_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExplainFlowsResponse.ProtoReflect.Descriptor instead.
+func (*ExplainFlowsResponse) Descriptor() ([]byte, []int) {
+	return file_offloadd_v1_flow_service_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ExplainFlowsResponse) GetResults() []*ExplainFlowResponse {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
 // WatchFlowsRequest starts a watch of every flow on the node.
 type WatchFlowsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1247,7 +1340,7 @@ type WatchFlowsRequest struct {
 
 func (x *WatchFlowsRequest) Reset() {
 	*x = WatchFlowsRequest{}
-	mi := &file_offloadd_v1_flow_service_proto_msgTypes[16]
+	mi := &file_offloadd_v1_flow_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1259,7 +1352,7 @@ func (x *WatchFlowsRequest) String() string {
 func (*WatchFlowsRequest) ProtoMessage() {}
 
 func (x *WatchFlowsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_offloadd_v1_flow_service_proto_msgTypes[16]
+	mi := &file_offloadd_v1_flow_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1272,7 +1365,7 @@ func (x *WatchFlowsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchFlowsRequest.ProtoReflect.Descriptor instead.
 func (*WatchFlowsRequest) Descriptor() ([]byte, []int) {
-	return file_offloadd_v1_flow_service_proto_rawDescGZIP(), []int{16}
+	return file_offloadd_v1_flow_service_proto_rawDescGZIP(), []int{18}
 }
 
 // WatchFlowsResponse is one watch event.
@@ -1288,7 +1381,7 @@ type WatchFlowsResponse struct {
 
 func (x *WatchFlowsResponse) Reset() {
 	*x = WatchFlowsResponse{}
-	mi := &file_offloadd_v1_flow_service_proto_msgTypes[17]
+	mi := &file_offloadd_v1_flow_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1300,7 +1393,7 @@ func (x *WatchFlowsResponse) String() string {
 func (*WatchFlowsResponse) ProtoMessage() {}
 
 func (x *WatchFlowsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_offloadd_v1_flow_service_proto_msgTypes[17]
+	mi := &file_offloadd_v1_flow_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1313,7 +1406,7 @@ func (x *WatchFlowsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchFlowsResponse.ProtoReflect.Descriptor instead.
 func (*WatchFlowsResponse) Descriptor() ([]byte, []int) {
-	return file_offloadd_v1_flow_service_proto_rawDescGZIP(), []int{17}
+	return file_offloadd_v1_flow_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *WatchFlowsResponse) GetKind() WatchEventKind {
@@ -1405,7 +1498,11 @@ const file_offloadd_v1_flow_service_proto_rawDesc = "" +
 	"violations\x18\x03 \x03(\v2\x1b.offloadd.v1.FieldViolationR\n" +
 	"violations\x125\n" +
 	"\tinstalled\x18\x04 \x01(\v2\x17.offloadd.v1.FlowStatusR\tinstalled\x12\x18\n" +
-	"\achanged\x18\x05 \x01(\bR\achanged\"\x13\n" +
+	"\achanged\x18\x05 \x01(\bR\achanged\">\n" +
+	"\x13ExplainFlowsRequest\x12'\n" +
+	"\x05flows\x18\x01 \x03(\v2\x11.offloadd.v1.FlowR\x05flows\"R\n" +
+	"\x14ExplainFlowsResponse\x12:\n" +
+	"\aresults\x18\x01 \x03(\v2 .offloadd.v1.ExplainFlowResponseR\aresults\"\x13\n" +
 	"\x11WatchFlowsRequest\"v\n" +
 	"\x12WatchFlowsResponse\x12/\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1b.offloadd.v1.WatchEventKindR\x04kind\x12/\n" +
@@ -1429,14 +1526,15 @@ const file_offloadd_v1_flow_service_proto_rawDesc = "" +
 	"\x19WATCH_EVENT_KIND_SNAPSHOT\x10\x01\x12\x19\n" +
 	"\x15WATCH_EVENT_KIND_SYNC\x10\x02\x12\x1b\n" +
 	"\x17WATCH_EVENT_KIND_UPSERT\x10\x03\x12\x1b\n" +
-	"\x17WATCH_EVENT_KIND_DELETE\x10\x042\xe3\x03\n" +
+	"\x17WATCH_EVENT_KIND_DELETE\x10\x042\xb8\x04\n" +
 	"\vFlowService\x12M\n" +
 	"\n" +
 	"ApplyFlows\x12\x1e.offloadd.v1.ApplyFlowsRequest\x1a\x1f.offloadd.v1.ApplyFlowsResponse\x12P\n" +
 	"\vDeleteFlows\x12\x1f.offloadd.v1.DeleteFlowsRequest\x1a .offloadd.v1.DeleteFlowsResponse\x12J\n" +
 	"\tListFlows\x12\x1d.offloadd.v1.ListFlowsRequest\x1a\x1e.offloadd.v1.ListFlowsResponse\x12D\n" +
 	"\aGetFlow\x12\x1b.offloadd.v1.GetFlowRequest\x1a\x1c.offloadd.v1.GetFlowResponse\x12P\n" +
-	"\vExplainFlow\x12\x1f.offloadd.v1.ExplainFlowRequest\x1a .offloadd.v1.ExplainFlowResponse\x12O\n" +
+	"\vExplainFlow\x12\x1f.offloadd.v1.ExplainFlowRequest\x1a .offloadd.v1.ExplainFlowResponse\x12S\n" +
+	"\fExplainFlows\x12 .offloadd.v1.ExplainFlowsRequest\x1a!.offloadd.v1.ExplainFlowsResponse\x12O\n" +
 	"\n" +
 	"WatchFlows\x12\x1e.offloadd.v1.WatchFlowsRequest\x1a\x1f.offloadd.v1.WatchFlowsResponse0\x01B9Z7github.com/offloadd/offloadd/api/offloadd/v1;offloaddv1b\x06proto3"
 
@@ -1453,7 +1551,7 @@ func file_offloadd_v1_flow_service_proto_rawDescGZIP() []byte {
 }
 
 var file_offloadd_v1_flow_service_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_offloadd_v1_flow_service_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_offloadd_v1_flow_service_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_offloadd_v1_flow_service_proto_goTypes = []any{
 	(FlowState)(0),                // 0: offloadd.v1.FlowState
 	(ApplyOutcome)(0),             // 1: offloadd.v1.ApplyOutcome
@@ -1474,20 +1572,22 @@ var file_offloadd_v1_flow_service_proto_goTypes = []any{
 	(*GetFlowResponse)(nil),       // 16: offloadd.v1.GetFlowResponse
 	(*ExplainFlowRequest)(nil),    // 17: offloadd.v1.ExplainFlowRequest
 	(*ExplainFlowResponse)(nil),   // 18: offloadd.v1.ExplainFlowResponse
-	(*WatchFlowsRequest)(nil),     // 19: offloadd.v1.WatchFlowsRequest
-	(*WatchFlowsResponse)(nil),    // 20: offloadd.v1.WatchFlowsResponse
-	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
-	(*Flow)(nil),                  // 22: offloadd.v1.Flow
+	(*ExplainFlowsRequest)(nil),   // 19: offloadd.v1.ExplainFlowsRequest
+	(*ExplainFlowsResponse)(nil),  // 20: offloadd.v1.ExplainFlowsResponse
+	(*WatchFlowsRequest)(nil),     // 21: offloadd.v1.WatchFlowsRequest
+	(*WatchFlowsResponse)(nil),    // 22: offloadd.v1.WatchFlowsResponse
+	(*timestamppb.Timestamp)(nil), // 23: google.protobuf.Timestamp
+	(*Flow)(nil),                  // 24: offloadd.v1.Flow
 }
 var file_offloadd_v1_flow_service_proto_depIdxs = []int32{
-	21, // 0: offloadd.v1.Counters.last_used:type_name -> google.protobuf.Timestamp
-	22, // 1: offloadd.v1.FlowStatus.flow:type_name -> offloadd.v1.Flow
+	23, // 0: offloadd.v1.Counters.last_used:type_name -> google.protobuf.Timestamp
+	24, // 1: offloadd.v1.FlowStatus.flow:type_name -> offloadd.v1.Flow
 	0,  // 2: offloadd.v1.FlowStatus.state:type_name -> offloadd.v1.FlowState
 	3,  // 3: offloadd.v1.FlowStatus.reasons:type_name -> offloadd.v1.Reason
 	5,  // 4: offloadd.v1.FlowStatus.hardware:type_name -> offloadd.v1.Counters
 	5,  // 5: offloadd.v1.FlowStatus.software:type_name -> offloadd.v1.Counters
-	21, // 6: offloadd.v1.FlowStatus.updated:type_name -> google.protobuf.Timestamp
-	22, // 7: offloadd.v1.ApplyFlowsRequest.flows:type_name -> offloadd.v1.Flow
+	23, // 6: offloadd.v1.FlowStatus.updated:type_name -> google.protobuf.Timestamp
+	24, // 7: offloadd.v1.ApplyFlowsRequest.flows:type_name -> offloadd.v1.Flow
 	1,  // 8: offloadd.v1.ApplyResult.outcome:type_name -> offloadd.v1.ApplyOutcome
 	6,  // 9: offloadd.v1.ApplyResult.status:type_name -> offloadd.v1.FlowStatus
 	4,  // 10: offloadd.v1.ApplyResult.violations:type_name -> offloadd.v1.FieldViolation
@@ -1496,30 +1596,34 @@ var file_offloadd_v1_flow_service_proto_depIdxs = []int32{
 	0,  // 13: offloadd.v1.ListFlowsRequest.state:type_name -> offloadd.v1.FlowState
 	6,  // 14: offloadd.v1.ListFlowsResponse.flows:type_name -> offloadd.v1.FlowStatus
 	6,  // 15: offloadd.v1.GetFlowResponse.status:type_name -> offloadd.v1.FlowStatus
-	22, // 16: offloadd.v1.ExplainFlowRequest.flow:type_name -> offloadd.v1.Flow
+	24, // 16: offloadd.v1.ExplainFlowRequest.flow:type_name -> offloadd.v1.Flow
 	0,  // 17: offloadd.v1.ExplainFlowResponse.state:type_name -> offloadd.v1.FlowState
 	3,  // 18: offloadd.v1.ExplainFlowResponse.reasons:type_name -> offloadd.v1.Reason
 	4,  // 19: offloadd.v1.ExplainFlowResponse.violations:type_name -> offloadd.v1.FieldViolation
 	6,  // 20: offloadd.v1.ExplainFlowResponse.installed:type_name -> offloadd.v1.FlowStatus
-	2,  // 21: offloadd.v1.WatchFlowsResponse.kind:type_name -> offloadd.v1.WatchEventKind
-	6,  // 22: offloadd.v1.WatchFlowsResponse.status:type_name -> offloadd.v1.FlowStatus
-	7,  // 23: offloadd.v1.FlowService.ApplyFlows:input_type -> offloadd.v1.ApplyFlowsRequest
-	10, // 24: offloadd.v1.FlowService.DeleteFlows:input_type -> offloadd.v1.DeleteFlowsRequest
-	13, // 25: offloadd.v1.FlowService.ListFlows:input_type -> offloadd.v1.ListFlowsRequest
-	15, // 26: offloadd.v1.FlowService.GetFlow:input_type -> offloadd.v1.GetFlowRequest
-	17, // 27: offloadd.v1.FlowService.ExplainFlow:input_type -> offloadd.v1.ExplainFlowRequest
-	19, // 28: offloadd.v1.FlowService.WatchFlows:input_type -> offloadd.v1.WatchFlowsRequest
-	9,  // 29: offloadd.v1.FlowService.ApplyFlows:output_type -> offloadd.v1.ApplyFlowsResponse
-	12, // 30: offloadd.v1.FlowService.DeleteFlows:output_type -> offloadd.v1.DeleteFlowsResponse
-	14, // 31: offloadd.v1.FlowService.ListFlows:output_type -> offloadd.v1.ListFlowsResponse
-	16, // 32: offloadd.v1.FlowService.GetFlow:output_type -> offloadd.v1.GetFlowResponse
-	18, // 33: offloadd.v1.FlowService.ExplainFlow:output_type -> offloadd.v1.ExplainFlowResponse
-	20, // 34: offloadd.v1.FlowService.WatchFlows:output_type -> offloadd.v1.WatchFlowsResponse
-	29, // [29:35] is the sub-list for method output_type
-	23, // [23:29] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	24, // 21: offloadd.v1.ExplainFlowsRequest.flows:type_name -> offloadd.v1.Flow
+	18, // 22: offloadd.v1.ExplainFlowsResponse.results:type_name -> offloadd.v1.ExplainFlowResponse
+	2,  // 23: offloadd.v1.WatchFlowsResponse.kind:type_name -> offloadd.v1.WatchEventKind
+	6,  // 24: offloadd.v1.WatchFlowsResponse.status:type_name -> offloadd.v1.FlowStatus
+	7,  // 25: offloadd.v1.FlowService.ApplyFlows:input_type -> offloadd.v1.ApplyFlowsRequest
+	10, // 26: offloadd.v1.FlowService.DeleteFlows:input_type -> offloadd.v1.DeleteFlowsRequest
+	13, // 27: offloadd.v1.FlowService.ListFlows:input_type -> offloadd.v1.ListFlowsRequest
+	15, // 28: offloadd.v1.FlowService.GetFlow:input_type -> offloadd.v1.GetFlowRequest
+	17, // 29: offloadd.v1.FlowService.ExplainFlow:input_type -> offloadd.v1.ExplainFlowRequest
+	19, // 30: offloadd.v1.FlowService.ExplainFlows:input_type -> offloadd.v1.ExplainFlowsRequest
+	21, // 31: offloadd.v1.FlowService.WatchFlows:input_type -> offloadd.v1.WatchFlowsRequest
+	9,  // 32: offloadd.v1.FlowService.ApplyFlows:output_type -> offloadd.v1.ApplyFlowsResponse
+	12, // 33: offloadd.v1.FlowService.DeleteFlows:output_type -> offloadd.v1.DeleteFlowsResponse
+	14, // 34: offloadd.v1.FlowService.ListFlows:output_type -> offloadd.v1.ListFlowsResponse
+	16, // 35: offloadd.v1.FlowService.GetFlow:output_type -> offloadd.v1.GetFlowResponse
+	18, // 36: offloadd.v1.FlowService.ExplainFlow:output_type -> offloadd.v1.ExplainFlowResponse
+	20, // 37: offloadd.v1.FlowService.ExplainFlows:output_type -> offloadd.v1.ExplainFlowsResponse
+	22, // 38: offloadd.v1.FlowService.WatchFlows:output_type -> offloadd.v1.WatchFlowsResponse
+	32, // [32:39] is the sub-list for method output_type
+	25, // [25:32] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_offloadd_v1_flow_service_proto_init() }
@@ -1535,7 +1639,7 @@ func file_offloadd_v1_flow_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_offloadd_v1_flow_service_proto_rawDesc), len(file_offloadd_v1_flow_service_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   18,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

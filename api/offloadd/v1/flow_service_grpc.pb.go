@@ -22,12 +22,13 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	FlowService_ApplyFlows_FullMethodName  = "/offloadd.v1.FlowService/ApplyFlows"
-	FlowService_DeleteFlows_FullMethodName = "/offloadd.v1.FlowService/DeleteFlows"
-	FlowService_ListFlows_FullMethodName   = "/offloadd.v1.FlowService/ListFlows"
-	FlowService_GetFlow_FullMethodName     = "/offloadd.v1.FlowService/GetFlow"
-	FlowService_ExplainFlow_FullMethodName = "/offloadd.v1.FlowService/ExplainFlow"
-	FlowService_WatchFlows_FullMethodName  = "/offloadd.v1.FlowService/WatchFlows"
+	FlowService_ApplyFlows_FullMethodName   = "/offloadd.v1.FlowService/ApplyFlows"
+	FlowService_DeleteFlows_FullMethodName  = "/offloadd.v1.FlowService/DeleteFlows"
+	FlowService_ListFlows_FullMethodName    = "/offloadd.v1.FlowService/ListFlows"
+	FlowService_GetFlow_FullMethodName      = "/offloadd.v1.FlowService/GetFlow"
+	FlowService_ExplainFlow_FullMethodName  = "/offloadd.v1.FlowService/ExplainFlow"
+	FlowService_ExplainFlows_FullMethodName = "/offloadd.v1.FlowService/ExplainFlows"
+	FlowService_WatchFlows_FullMethodName   = "/offloadd.v1.FlowService/WatchFlows"
 )
 
 // FlowServiceClient is the client API for FlowService service.
@@ -56,6 +57,11 @@ type FlowServiceClient interface {
 	// ExplainFlow answers, without changing anything, whether a flow would
 	// run in hardware and if not why.
 	ExplainFlow(ctx context.Context, in *ExplainFlowRequest, opts ...grpc.CallOption) (*ExplainFlowResponse, error)
+	// ExplainFlows answers, without changing anything, where each flow of a
+	// batch would run if ApplyFlows got the batch now: gotos resolved within
+	// the batch, hardware room consumed in the order apply uses, the same
+	// checks and reasons. Results come in request order.
+	ExplainFlows(ctx context.Context, in *ExplainFlowsRequest, opts ...grpc.CallOption) (*ExplainFlowsResponse, error)
 	// WatchFlows streams every flow as a SNAPSHOT event, then one SYNC event,
 	// then every change as UPSERT or DELETE events. A client too slow to keep
 	// up is disconnected with ABORTED and should watch again.
@@ -120,6 +126,16 @@ func (c *flowServiceClient) ExplainFlow(ctx context.Context, in *ExplainFlowRequ
 	return out, nil
 }
 
+func (c *flowServiceClient) ExplainFlows(ctx context.Context, in *ExplainFlowsRequest, opts ...grpc.CallOption) (*ExplainFlowsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExplainFlowsResponse)
+	err := c.cc.Invoke(ctx, FlowService_ExplainFlows_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *flowServiceClient) WatchFlows(ctx context.Context, in *WatchFlowsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchFlowsResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &FlowService_ServiceDesc.Streams[0], FlowService_WatchFlows_FullMethodName, cOpts...)
@@ -165,6 +181,11 @@ type FlowServiceServer interface {
 	// ExplainFlow answers, without changing anything, whether a flow would
 	// run in hardware and if not why.
 	ExplainFlow(context.Context, *ExplainFlowRequest) (*ExplainFlowResponse, error)
+	// ExplainFlows answers, without changing anything, where each flow of a
+	// batch would run if ApplyFlows got the batch now: gotos resolved within
+	// the batch, hardware room consumed in the order apply uses, the same
+	// checks and reasons. Results come in request order.
+	ExplainFlows(context.Context, *ExplainFlowsRequest) (*ExplainFlowsResponse, error)
 	// WatchFlows streams every flow as a SNAPSHOT event, then one SYNC event,
 	// then every change as UPSERT or DELETE events. A client too slow to keep
 	// up is disconnected with ABORTED and should watch again.
@@ -193,6 +214,9 @@ func (UnimplementedFlowServiceServer) GetFlow(context.Context, *GetFlowRequest) 
 }
 func (UnimplementedFlowServiceServer) ExplainFlow(context.Context, *ExplainFlowRequest) (*ExplainFlowResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ExplainFlow not implemented")
+}
+func (UnimplementedFlowServiceServer) ExplainFlows(context.Context, *ExplainFlowsRequest) (*ExplainFlowsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ExplainFlows not implemented")
 }
 func (UnimplementedFlowServiceServer) WatchFlows(*WatchFlowsRequest, grpc.ServerStreamingServer[WatchFlowsResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchFlows not implemented")
@@ -308,6 +332,24 @@ func _FlowService_ExplainFlow_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _FlowService_ExplainFlows_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExplainFlowsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FlowServiceServer).ExplainFlows(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FlowService_ExplainFlows_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FlowServiceServer).ExplainFlows(ctx, req.(*ExplainFlowsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _FlowService_WatchFlows_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(WatchFlowsRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -345,6 +387,10 @@ var FlowService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ExplainFlow",
 			Handler:    _FlowService_ExplainFlow_Handler,
+		},
+		{
+			MethodName: "ExplainFlows",
+			Handler:    _FlowService_ExplainFlows_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -35,11 +35,11 @@ func sshACL(id string, prio, dport uint32, policy v1.PlacementPolicy) *v1.Flow {
 		Actions: []*v1.Action{{Action: &v1.Action_Drop{Drop: &v1.Drop{}}}}}
 }
 
-// TestKernelDaemonHardwareRefusal: a veth representor refuses every
-// skip_sw filter with EOPNOTSUPP. The generic profile predicts hardware;
-// the kernel's answer wins: an auto flow lands in software with reason
-// hardware-refused and the kernel's words, a hardware-only flow fails, and
-// an atomic batch with it applies nothing.
+// TestKernelDaemonHardwareRefusal: a veth representor offloads nothing.
+// The generic profile predicts hardware; the kernel's answer wins: an auto
+// flow, installed with no skip flag, runs in software (not_in_hw) with
+// reason hardware-refused, a hardware-only (skip_sw) flow fails with the
+// kernel's words, and an atomic batch with it applies nothing.
 func TestKernelDaemonHardwareRefusal(t *testing.T) {
 	requireKernelTier(t)
 	o := newOverlay(t)
@@ -67,7 +67,9 @@ func TestKernelDaemonHardwareRefusal(t *testing.T) {
 	require.Len(t, filters, 1)
 	f := filters[0]
 	assert.Equal(t, uint16(1), f.Pref)
-	assert.True(t, f.Options.SkipHw, "software copy: skip_hw")
+	// No skip flag: the kernel keeps the software copy and says the
+	// driver did not take it.
+	assert.False(t, f.Options.SkipHw, "no skip flag")
 	assert.False(t, f.Options.SkipSw)
 	assert.True(t, f.Options.NotInHw)
 

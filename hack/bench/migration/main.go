@@ -318,7 +318,6 @@ func vmFlows(port string) []*v1.Flow {
 		return &v1.Action{Action: &v1.Action_Ct{Ct: &v1.Conntrack{Zone: 5, Commit: commit}}}
 	}
 	tun := &v1.TunnelMatch{Vni: u32(vni), DstPort: u32(4789)}
-	sw := v1.PlacementPolicy_PLACEMENT_POLICY_SOFTWARE_ONLY
 	return []*v1.Flow{
 		{Id: "vm1-acl-smtp", Port: port, Priority: 1, Match: &v1.Match{EthType: "ipv4", IpProto: "tcp", DstPort: u32(25)}, Actions: act(drop)},
 		{Id: "vm1-udp-out", Port: port, Priority: 5, Match: &v1.Match{EthType: "ipv4", IpProto: "udp", Ipv4Dst: peerIP}, Actions: act(encap, toVX)},
@@ -326,10 +325,8 @@ func vmFlows(port string) []*v1.Flow {
 			Actions: act(ct(false), &v1.Action{Action: &v1.Action_Goto{Goto: &v1.Goto{Chain: 1}}})},
 		{Id: "vm1-est-out", Port: port, Chain: 1, Priority: 1, Match: &v1.Match{EthType: "ipv4", CtState: "+trk+est"}, Actions: act(encap, toVX)},
 		{Id: "vm1-new-out", Port: port, Chain: 1, Priority: 2, Match: &v1.Match{EthType: "ipv4", IpProto: "tcp", CtState: "+trk+new"}, Actions: act(ct(true), encap, toVX)},
-		{Id: "vm1-est-out-sw", Port: port, Chain: 1, Priority: 3, Policy: sw, Match: &v1.Match{EthType: "ipv4", CtState: "+trk+est"}, Actions: act(encap, toVX)},
 		{Id: "vm1-udp-in", Port: "vxlan0", Priority: 90, Match: &v1.Match{EthType: "ipv4", IpProto: "udp", Ipv4Dst: vmIP, Tunnel: tun}, Actions: act(decap, toVM)},
 		{Id: "vm1-est-in", Port: "vxlan0", Chain: 2, Priority: 1, Match: &v1.Match{EthType: "ipv4", Ipv4Dst: vmIP, CtState: "+trk+est", Tunnel: tun}, Actions: act(decap, toVM)},
-		{Id: "vm1-est-in-sw", Port: "vxlan0", Chain: 2, Priority: 2, Policy: sw, Match: &v1.Match{EthType: "ipv4", Ipv4Dst: vmIP, CtState: "+trk+est", Tunnel: tun}, Actions: act(decap, toVM)},
 	}
 }
 

@@ -114,6 +114,8 @@ func TestStatefulFirewallOffloadsEstablished(t *testing.T) {
 	assert.Equal(t, uint64(2), e.counters(flow.Software, "fw-in-est").Packets)
 	assert.Equal(t, uint64(1), e.counters(flow.Hardware, "fw-out-est").Packets)
 	assert.Equal(t, uint64(2), e.counters(flow.Software, "fw-out-est").Packets)
+	// fw-in-ct is hardware-only: it has no software copy to count the
+	// packets its ct action sent to software in.
 	assert.Equal(t, uint64(6), e.counters(flow.Hardware, "fw-in-ct").Packets)
 
 	es := e.dp.Conntrack().Entries(e.clock.Now())

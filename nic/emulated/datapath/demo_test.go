@@ -75,7 +75,10 @@ func TestDemoTenantThroughEngine(t *testing.T) {
 		"antispoof-ip-vf0": offload.StateHardware, "overlay-vtep1-vf0": offload.StateHardware,
 		"overlay-decap-vf0": offload.StateHardware, "fw-in-ct": offload.StateHardware,
 		"fw-in-est": offload.StateHardware, "fw-in-new-http": offload.StateSoftware,
-		"fw-in-invalid": offload.StateSoftware, "tap-vf0": offload.StateSoftware,
+		"fw-in-invalid": offload.StateSoftware, "tap-vf1": offload.StateSoftware,
+		// tap-vf1 runs first in software only: VF 1's overlapping rules
+		// behind it stay in software with it.
+		"antispoof-ip-vf1": offload.StateSoftware, "antispoof-ip-vf2": offload.StateHardware,
 	} {
 		assert.Equal(t, want, d.state(id), id)
 	}
@@ -147,13 +150,18 @@ func TestDemoTenantThroughEngine(t *testing.T) {
 		assert.Equal(t, datapath.VerdictDelivered, tr.Verdict, "the VM's own ARP goes to the representor's host stack")
 	})
 
-	t.Run("hardware rules run before software ones", func(t *testing.T) {
-		// tap-vf0 (software only, prio 5) never sees DNS from VM 0: the
-		// hardware plane's antispoof rule matched first.
-		tr := d.inject(vf0, "udp,src=10.0.0.10,dst=10.0.1.53,dport=53")
-		assert.Equal(t, datapath.VerdictForwarded, tr.Verdict)
-		assert.Len(t, tr.Outputs, 1, "no mirror copy")
-		assert.Zero(t, d.stats("tap-vf0").SW.Packets)
+	t.Run("a software-only rule keeps its place", func(t *testing.T) {
+		// tap-vf1 (software only, prio 5) mirrors DNS from VM 1: the
+		// antispoof rule behind it is not in hardware, where it would
+		// take the packet first.
+		st, _ := d.eng.Get("antispoof-ip-vf1")
+		require.NotEmpty(t, st.Reasons)
+		assert.Equal(t, offload.ReasonShadowed, st.Reasons[0].Code)
+		assert.Contains(t, st.Reasons[0].Message, "tap-vf1")
+		tr := d.inject("enp8s0f0v1", "udp,eth_src=02:42:0f:01:00:01,src=10.0.0.11,dst=10.0.1.53,dport=53")
+		assert.Equal(t, datapath.VerdictForwarded, tr.Verdict, tr.String())
+		assert.Len(t, tr.Outputs, 2, "the mirror copy and the overlay")
+		assert.Equal(t, uint64(1), d.stats("tap-vf1").SW.Packets)
 	})
 
 	t.Run("web VM firewall", func(t *testing.T) {
@@ -163,11 +171,11 @@ func TestDemoTenantThroughEngine(t *testing.T) {
 			software         bool
 		}{
 			{"SYN: connection set up in software", up, toWeb + ",flags=S", datapath.VerdictForwarded, true},
-			// The +trk+est rules are hardware only: until the connection
-			// is offloaded its packets miss to software and, finding no
-			// +est rule there, reach the slow path.
-			{"SYN-ACK: slow path", vf4, fromWeb + ",flags=SA", datapath.VerdictUpcall, true},
-			{"ACK: slow path, connection offloaded", up, toWeb + ",flags=A", datapath.VerdictUpcall, true},
+			// Until the connection is offloaded its packets miss in
+			// hardware at the ct action and find the +est rules'
+			// software copies.
+			{"SYN-ACK: software", vf4, fromWeb + ",flags=SA", datapath.VerdictForwarded, true},
+			{"ACK: software, connection offloaded", up, toWeb + ",flags=A", datapath.VerdictForwarded, true},
 			{"request: hardware", up, toWeb + ",flags=PA,payload=GET", datapath.VerdictForwarded, false},
 			{"response: hardware", vf4, fromWeb + ",flags=PA,payload=OK", datapath.VerdictForwarded, false},
 			{"response 2: hardware", vf4, fromWeb + ",flags=PA,payload=OK", datapath.VerdictForwarded, false},

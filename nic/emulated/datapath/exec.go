@@ -186,8 +186,17 @@ func (r *run) classify(port nic.Port, p *pkt, plane flow.Plane, chain uint32, b 
 			}
 			r.step(Step{Kind: StepRule, Depth: b.depth, Plane: plane, Port: port.Name, Chain: chain,
 				Priority: ru.f.Priority, FlowID: ru.f.ID, Matched: true})
-			_ = r.dp.dev.AddCounters(plane, ru.f.ID, 1, uint64(len(p.buf)), r.now)
+			// The hit counts in the plane that finishes the rule: a packet
+			// whose action missed in hardware counts in software.
+			hitPlane, size := plane, uint64(len(p.buf))
 			out = r.exec(plane, port, ru, 0, p, b)
+			if out.kind == outMiss {
+				hitPlane = flow.Software
+			}
+			if err := r.dp.dev.AddCounters(hitPlane, ru.f.ID, 1, size, r.now); err != nil && hitPlane != plane {
+				// A hardware-only rule has no software copy to count in.
+				_ = r.dp.dev.AddCounters(plane, ru.f.ID, 1, size, r.now)
+			}
 			for out.kind == outMiss {
 				r.step(Step{Kind: StepMiss, Depth: b.depth, Plane: plane, Port: port.Name, Chain: chain,
 					Text: fmt.Sprintf("hardware cannot run actions[%d] of %s (%s): software continues at that action", out.action, ru.f.ID, out.why)})

@@ -215,6 +215,9 @@ func (c *Conn) batch(ctx context.Context, reqs []Request, out []Reply) {
 			}
 			if h.typ == unix.NLMSG_ERROR {
 				out[i].Err = ackError(h.flags, body, true)
+				if out[i].Err == nil {
+					out[i].Warning = ackMessage(h.flags, body, true)
+				}
 				c.done[i] = true
 				pending--
 				continue
@@ -361,23 +364,11 @@ func nextMessage(b []byte) (h header, body, rest []byte, err error) {
 	return h, body, rest, nil
 }
 
-// ackError reads the errno of an NLMSG_ERROR (withHeader: errno, the
-// request's header and, unless capped, its body) or NLMSG_DONE body and,
-// with NLM_F_ACK_TLVS, the kernel's extack message. Nil for success.
-func ackError(flags uint16, body []byte, withHeader bool) error {
-	if len(body) < 4 {
-		if withHeader {
-			return errShortMessage
-		}
-		return nil // a dump's end without an error number
-	}
-	code := int32(native.Uint32(body))
-	if code == 0 {
-		return nil
-	}
-	e := &Error{Errno: syscall.Errno(-code)}
-	if flags&unix.NLM_F_ACK_TLVS == 0 {
-		return e
+// ackMessage returns the extack text (NLMSGERR_ATTR_MSG) of an ack, or
+// "" when it has none; see ackError for the layout.
+func ackMessage(flags uint16, body []byte, withHeader bool) string {
+	if flags&unix.NLM_F_ACK_TLVS == 0 || len(body) < 4 {
+		return ""
 	}
 	off := 4
 	if withHeader {
@@ -388,7 +379,7 @@ func ackError(flags uint16, body []byte, withHeader bool) error {
 			// The request as sent, padded to 4 bytes.
 			off += (int(native.Uint32(body[4:])) + 3) &^ 3
 		default:
-			return e
+			return ""
 		}
 	}
 	for off+4 <= len(body) {
@@ -404,9 +395,28 @@ func ackError(flags uint16, body []byte, withHeader bool) error {
 					break
 				}
 			}
-			e.Message = string(msg)
+			return string(msg)
 		}
 		off += (l + 3) &^ 3
 	}
+	return ""
+}
+
+// ackError reads the errno of an NLMSG_ERROR (withHeader: errno, the
+// request's header and, unless capped, its body) or NLMSG_DONE body and,
+// with NLM_F_ACK_TLVS, the kernel's extack message. Nil for success.
+func ackError(flags uint16, body []byte, withHeader bool) error {
+	if len(body) < 4 {
+		if withHeader {
+			return errShortMessage
+		}
+		return nil // a dump's end without an error number
+	}
+	code := int32(native.Uint32(body))
+	if code == 0 {
+		return nil
+	}
+	e := &Error{Errno: syscall.Errno(-code)}
+	e.Message = ackMessage(flags, body, withHeader)
 	return e
 }

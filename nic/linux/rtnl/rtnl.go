@@ -30,6 +30,9 @@ type Reply struct {
 	// Messages are the bodies of the non-ack messages the kernel sent for
 	// the request, such as the NLM_F_ECHO copy of a new filter.
 	Messages [][]byte
+	// Warning is the extack text of a successful request ("" when none):
+	// a filter with no skip flag that the driver refused says why here.
+	Warning string
 }
 
 // Error is a kernel error answer with its extended ack.

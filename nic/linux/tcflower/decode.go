@@ -48,12 +48,16 @@ type ActionStats struct {
 	LastUsed time.Duration
 }
 
-// Plane is where the filter was put: skip_sw means hardware.
+// Plane is where the filter was put: skip_sw is flow.Hardware, skip_hw
+// flow.Software, no skip flag flow.Both.
 func (f *Filter) Plane() flow.Plane {
-	if f.Flags&FlagSkipSW != 0 {
+	switch {
+	case f.Flags&FlagSkipSW != 0:
 		return flow.Hardware
+	case f.Flags&FlagSkipHW != 0:
+		return flow.Software
 	}
-	return flow.Software
+	return flow.Both
 }
 
 // InHW reports the kernel's in_hw flag.

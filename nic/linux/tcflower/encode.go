@@ -16,7 +16,8 @@ type Params struct {
 	Ifindex int32
 	// Parent is the filter's parent; 0 means ParentIngress.
 	Parent uint32
-	// Plane selects skip_sw (flow.Hardware) or skip_hw (flow.Software).
+	// Plane selects skip_sw (flow.Hardware), skip_hw (flow.Software) or
+	// no skip flag (flow.Both).
 	Plane flow.Plane
 	// Handle is the filter handle; 0 lets the kernel choose one.
 	Handle uint32
@@ -101,9 +102,12 @@ func (e *Encoder) Filter(f *flow.Flow, p Params) (_ []byte, err error) {
 	if err := e.match(&f.Match, proto); err != nil {
 		return nil, fmt.Errorf("encode match of flow %q: %w", f.ID, err)
 	}
-	flags := uint32(FlagSkipHW)
-	if p.Plane == flow.Hardware {
+	var flags uint32 // flow.Both: no skip flag
+	switch p.Plane {
+	case flow.Hardware:
 		flags = FlagSkipSW
+	case flow.Software:
+		flags = FlagSkipHW
 	}
 	e.w.u32(flowerFlags, flags)
 	if p.Cookie != nil {
