@@ -26,12 +26,13 @@ var Methods = map[string]Rule{
 	v1.NodeService_ListPorts_FullMethodName: {Min: RoleReader},
 
 	// FlowService: reading and explaining is reader; changing is operator.
-	v1.FlowService_ApplyFlows_FullMethodName:  {Min: RoleOperator, Mutating: true},
-	v1.FlowService_DeleteFlows_FullMethodName: {Min: RoleOperator, Mutating: true},
-	v1.FlowService_ListFlows_FullMethodName:   {Min: RoleReader},
-	v1.FlowService_GetFlow_FullMethodName:     {Min: RoleReader},
-	v1.FlowService_ExplainFlow_FullMethodName: {Min: RoleReader},
-	v1.FlowService_WatchFlows_FullMethodName:  {Min: RoleReader},
+	v1.FlowService_ApplyFlows_FullMethodName:   {Min: RoleOperator, Mutating: true},
+	v1.FlowService_DeleteFlows_FullMethodName:  {Min: RoleOperator, Mutating: true},
+	v1.FlowService_ListFlows_FullMethodName:    {Min: RoleReader},
+	v1.FlowService_GetFlow_FullMethodName:      {Min: RoleReader},
+	v1.FlowService_ExplainFlow_FullMethodName:  {Min: RoleReader},
+	v1.FlowService_ExplainFlows_FullMethodName: {Min: RoleReader},
+	v1.FlowService_WatchFlows_FullMethodName:   {Min: RoleReader},
 
 	// DatapathService (emulated NIC): a trace injects a packet, which
 	// changes conntrack and counters, so it is operator.

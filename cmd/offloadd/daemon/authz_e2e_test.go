@@ -34,6 +34,7 @@ var rpcClass = map[string]string{
 	"offloadd.v1.FlowService/GetFlow":                               "r",
 	"offloadd.v1.FlowService/WatchFlows":                            "r",
 	"offloadd.v1.FlowService/ExplainFlow":                           "r",
+	"offloadd.v1.FlowService/ExplainFlows":                          "r",
 	"offloadd.v1.FlowService/ApplyFlows":                            "o",
 	"offloadd.v1.FlowService/DeleteFlows":                           "o",
 	"offloadd.v1.DatapathService/InjectPacket":                      "o",
