@@ -90,6 +90,8 @@ peers:
 	require.Len(t, cfg.Peers, 1)
 	assert.Equal(t, "node-b", cfg.Peers[0].Name)
 
+	_, err = parseConfig([]string{"--config", file, "--tcp", "127.0.0.1:0", "--insecure-tcp"})
+	require.ErrorContains(t, err, "insecureTCP: tls is configured")
 	_, err = parseConfig([]string{"--tls-cert", "/x.crt"})
 	require.ErrorContains(t, err, "needs cert, key and clientCA")
 	_, err = parseConfig([]string{"--metrics", "127.0.0.1:0", "--metrics-tls"})

@@ -196,6 +196,9 @@ func (c *Config) validateSecurity() error {
 	if c.TLS.Enabled() && (c.TLS.Cert == "" || c.TLS.Key == "" || c.TLS.ClientCA == "") {
 		return fmt.Errorf("tls: needs cert, key and clientCA (mTLS), not only some of them")
 	}
+	if c.InsecureTCP && c.TLS.Enabled() {
+		return fmt.Errorf("insecureTCP: tls is configured; drop one of them (TCP would be TLS, not plaintext)")
+	}
 	if c.TCP != "" && !c.TLS.Enabled() && !c.InsecureTCP {
 		return fmt.Errorf("tcp: %s needs tls (cert, key, clientCA) or, to serve plaintext, insecureTCP (--insecure-tcp)", c.TCP)
 	}
