@@ -6,8 +6,10 @@ import (
 
 	v1 "github.com/offloadd/offloadd/api/offloadd/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -82,6 +84,9 @@ func flowServiceDesc() *grpc.ServiceDesc {
 // message.)
 func applyFlowsHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
 	fs := srv.(*flowService)
+	if interceptor != nil && fs.s.batchInterceptors {
+		return applyFlowsBatchIntercepted(fs, ctx, dec, interceptor)
+	}
 	if interceptor != nil {
 		in := new(v1.ApplyFlowsRequest)
 		if err := dec(in); err != nil {
@@ -104,4 +109,63 @@ func applyFlowsHandler(srv any, ctx context.Context, dec func(any) error, interc
 		return a.toProto(), nil
 	}
 	return a, nil
+}
+
+// ApplyFlowsBatch is what interceptors see of an ApplyFlows request that
+// the server's codec decoded, on a Server built WithBatchInterceptors: the
+// flows' IDs and ingress ports, without a protobuf message to build. The
+// response they see is then opaque (the codec writes it); interceptors
+// must pass the request on unchanged.
+type ApplyFlowsBatch struct{ b *applyBatch }
+
+// FlowIDs are the flows' IDs in request order.
+func (r *ApplyFlowsBatch) FlowIDs() []string { return r.b.ids }
+
+// FlowPorts are the flows' ingress ports in request order ("" for a flow
+// that could not be read).
+func (r *ApplyFlowsBatch) FlowPorts() []string {
+	out := make([]string, len(r.b.flows))
+	for i, f := range r.b.flows {
+		if f != nil {
+			out[i] = f.Port
+		}
+	}
+	return out
+}
+
+// Atomic reports whether the batch is all-or-nothing.
+func (r *ApplyFlowsBatch) Atomic() bool { return r.b.atomic }
+
+// applyFlowsBatchIntercepted keeps the codec's fast path under
+// interceptors that understand *ApplyFlowsBatch. A request the codec left
+// to protobuf reaches them as *v1.ApplyFlowsRequest, as usual.
+func applyFlowsBatchIntercepted(fs *flowService, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+	in := &applyFlowsRequest{ApplyFlowsRequest: new(v1.ApplyFlowsRequest)}
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	var req any = in.ApplyFlowsRequest
+	if in.batch != nil {
+		req = &ApplyFlowsBatch{b: in.batch}
+	}
+	info := &grpc.UnaryServerInfo{Server: fs, FullMethod: v1.FlowService_ApplyFlows_FullMethodName}
+	return interceptor(ctx, req, info, func(ctx context.Context, req any) (any, error) {
+		var b *applyBatch
+		switch r := req.(type) {
+		case *ApplyFlowsBatch:
+			b = r.b
+		case *v1.ApplyFlowsRequest:
+			b = batchFromProto(r)
+		default:
+			return nil, status.Errorf(codes.Internal, "apply flows: an interceptor passed on a %T", req)
+		}
+		a, err := fs.applyFlows(ctx, b)
+		switch {
+		case err != nil:
+			return nil, err
+		case !in.ours:
+			return a.toProto(), nil
+		}
+		return a, nil
+	})
 }

@@ -6,4 +6,8 @@
 // NodeInfo interfaces. Placement decisions belong to the engine, not here.
 // ServerOptions installs a codec that decodes ApplyFlows requests straight
 // from the wire into domain flows; without it the server is only slower.
+// Interceptors normally see the protobuf request, which costs that fast
+// path; a Server built WithBatchInterceptors hands them an *ApplyFlowsBatch
+// instead (the daemon's authorization does so). Access control itself is
+// package api/authz.
 package api

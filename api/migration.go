@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"regexp"
 	"strings"
 	"time"
 
@@ -17,7 +18,6 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
@@ -38,15 +38,23 @@ type Migrations interface {
 
 var _ Migrations = (*fallback.Migrator)(nil)
 
-// Dialer connects to another daemon's API, for ExportMigration's forward_to.
-type Dialer func(ctx context.Context, addr string) (*grpc.ClientConn, error)
+// Peers are the daemons that ExportMigration may forward a bundle to,
+// named in the daemon's config with their address and the identity their
+// certificate must carry. A request names a peer; it never gives an
+// address, so a client cannot make the daemon dial what it likes.
+type Peers interface {
+	// HasPeer reports whether name is a configured peer.
+	HasPeer(name string) bool
+	// DialPeer connects to the peer called name, authenticating both ways.
+	DialPeer(ctx context.Context, name string) (*grpc.ClientConn, error)
+}
 
 // MigrationService serves offloadd.v1.MigrationService over Migrations.
 type MigrationService struct {
 	v1.UnimplementedMigrationServiceServer
-	m    Migrations
-	log  *slog.Logger
-	dial Dialer
+	m     Migrations
+	log   *slog.Logger
+	peers Peers
 }
 
 // MigrationOption configures a MigrationService.
@@ -57,10 +65,10 @@ func WithMigrationLogger(l *slog.Logger) MigrationOption {
 	return func(s *MigrationService) { s.log = l }
 }
 
-// WithForwardDialer sets how ExportMigration reaches forward_to; the
-// default dials without transport security ("host:port" or "unix:PATH").
-func WithForwardDialer(d Dialer) MigrationOption {
-	return func(s *MigrationService) { s.dial = d }
+// WithPeers sets the daemons forward_to may name; the default is none, so
+// every forward_to is refused.
+func WithPeers(p Peers) MigrationOption {
+	return func(s *MigrationService) { s.peers = p }
 }
 
 // NewMigrationService builds the service; register it with Register.
@@ -72,18 +80,22 @@ func NewMigrationService(m Migrations, opts ...MigrationOption) *MigrationServic
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	if s.dial == nil {
-		s.dial = dialInsecure
-	}
 	return s
 }
 
-// maxBundleSize bounds a forwarded bundle, like the daemon's message limit.
-const maxBundleSize = 64 << 20
+// peerName matches a peer's name: no ':' or '/', so no address or path
+// passes for one.
+var peerName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
 
-func dialInsecure(_ context.Context, addr string) (*grpc.ClientConn, error) {
-	return grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxBundleSize), grpc.MaxCallSendMsgSize(maxBundleSize)))
+// checkForwardTo refuses a forward_to that is not a configured peer's name.
+func (s *MigrationService) checkForwardTo(id, to string) error {
+	if !peerName.MatchString(to) {
+		return invalidArg("export migration %s: forward_to %q: name a peer from the daemon config, not an address or a socket path", id, to)
+	}
+	if s.peers == nil || !s.peers.HasPeer(to) {
+		return invalidArg("export migration %s: forward_to %q is not a configured peer", id, to)
+	}
+	return nil
 }
 
 // Register registers the service on gs.
@@ -185,6 +197,13 @@ func (s *MigrationService) ExportMigration(ctx context.Context, req *v1.ExportMi
 		}
 		r.Addresses = append(r.Addresses, p)
 	}
+	to := req.GetForwardTo()
+	if to != "" {
+		// Before the export: a refused destination leaves the migration as it was.
+		if err := s.checkForwardTo(r.ID, to); err != nil {
+			return nil, err
+		}
+	}
 	b, err := s.m.Export(ctx, r)
 	if err != nil {
 		return nil, migrationError("export migration", err)
@@ -194,8 +213,8 @@ func (s *MigrationService) ExportMigration(ctx context.Context, req *v1.ExportMi
 		return nil, status.Errorf(codes.Internal, "export migration %s: %v", r.ID, err)
 	}
 	resp := &v1.ExportMigrationResponse{Migration: s.migration(r.ID), Bundle: pb}
-	if to := req.GetForwardTo(); to != "" {
-		conn, err := s.dial(ctx, to)
+	if to != "" {
+		conn, err := s.peers.DialPeer(ctx, to)
 		if err != nil {
 			return nil, status.Errorf(codes.Unavailable, "export migration %s: connect to %s: %v", r.ID, to, err)
 		}

@@ -63,7 +63,7 @@ func newTrafficNode(t *testing.T, net bufNet, name string, clock *datapath.Manua
 	require.NoError(t, err)
 	gs := grpc.NewServer()
 	NewServer(eng, eng, WithLogger(quietLog)).Register(gs)
-	NewMigrationService(n.mig, WithMigrationLogger(quietLog), WithForwardDialer(net.dial)).Register(gs)
+	NewMigrationService(n.mig, WithMigrationLogger(quietLog), WithPeers(net)).Register(gs)
 	go func() { _ = gs.Serve(n.lis) }()
 	net[name] = n.lis
 	conn, err := net.dial(context.Background(), name)

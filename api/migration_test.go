@@ -46,8 +46,15 @@ type migNode struct {
 	fc   v1.FlowServiceClient
 }
 
-// bufNet dials nodes by name, for the clients and for forward_to.
+// bufNet dials nodes by name, for the clients and as the configured
+// peers of forward_to (api.Peers).
 type bufNet map[string]*bufconn.Listener
+
+func (n bufNet) HasPeer(name string) bool { _, ok := n[name]; return ok }
+
+func (n bufNet) DialPeer(ctx context.Context, name string) (*grpc.ClientConn, error) {
+	return n.dial(ctx, name)
+}
 
 func (n bufNet) dial(_ context.Context, addr string) (*grpc.ClientConn, error) {
 	lis, ok := n[addr]
@@ -74,7 +81,7 @@ func newMigNode(t *testing.T, net bufNet, name string) *migNode {
 	require.NoError(t, err)
 	gs := grpc.NewServer()
 	NewServer(eng, eng, WithLogger(quietLog)).Register(gs)
-	NewMigrationService(n.mig, WithMigrationLogger(quietLog), WithForwardDialer(net.dial)).Register(gs)
+	NewMigrationService(n.mig, WithMigrationLogger(quietLog), WithPeers(net)).Register(gs)
 	go func() { _ = gs.Serve(n.lis) }()
 	net[name] = n.lis
 	conn, err := net.dial(context.Background(), name)
@@ -283,7 +290,10 @@ func TestMigrationServiceErrors(t *testing.T) {
 	assert.Equal(t, codes.FailedPrecondition, code(err))
 	assert.ErrorContains(t, err, "flow vm1-acl is already installed")
 
-	// Forwarding to a daemon that is not there.
+	// Forwarding to a configured peer that is down.
+	ghost := bufconn.Listen(1 << 10)
+	ghost.Close()
+	net["ghost"] = ghost
 	_, err = src.mc.ExportMigration(ctx, &v1.ExportMigrationRequest{MigrationId: "m2", ForwardTo: "ghost"})
 	assert.Equal(t, codes.Unavailable, code(err))
 	// Forwarded errors keep the destination's code.
@@ -370,12 +380,12 @@ func (r *importRecorder) ImportMigration(_ context.Context, req *v1.ImportMigrat
 	return &v1.ImportMigrationResponse{Serial: 7, FlowsCreated: 4}, nil
 }
 
-// TestExportForwardsOverUnixSocket uses the default dialer, as a daemon
-// does: forward_to "unix:PATH".
-func TestExportForwardsOverUnixSocket(t *testing.T) {
+// TestExportRefusesAddresses: forward_to names a configured peer; an
+// address, a unix socket path or an unknown name is InvalidArgument, and
+// the migration is not exported (the root daemon dials nothing a client
+// chose).
+func TestExportRefusesAddresses(t *testing.T) {
 	ctx := context.Background()
-	src := newMigNode(t, bufNet{}, "src")
-	src.applyFlows(t, workloadFlows("pf0vf3")...)
 	sock := filepath.Join(t.TempDir(), "dst.sock")
 	lis, err := net.Listen("unix", sock)
 	require.NoError(t, err)
@@ -384,16 +394,25 @@ func TestExportForwardsOverUnixSocket(t *testing.T) {
 	v1.RegisterMigrationServiceServer(gs, rec)
 	go func() { _ = gs.Serve(lis) }()
 	defer gs.Stop()
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer tcp.Close()
 
+	peers := bufNet{}
+	src := newMigNode(t, peers, "src")
+	src.applyFlows(t, workloadFlows("pf0vf3")...)
 	_, err = src.mc.DrainMigration(ctx, &v1.DrainMigrationRequest{MigrationId: "m1", Port: "pf0vf3"})
 	require.NoError(t, err)
-	svc := NewMigrationService(src.mig, WithMigrationLogger(quietLog))
-	resp, err := svc.ExportMigration(ctx, &v1.ExportMigrationRequest{MigrationId: "m1", ForwardTo: "unix:" + sock,
-		PortMap: map[string]string{"vxlan0": "vxlan1"}})
+	for _, to := range []string{"unix:" + sock, sock, tcp.Addr().String(), "localhost:50051", "dns:///localhost:1", "ghost", "src/../x"} {
+		_, err := src.mc.ExportMigration(ctx, &v1.ExportMigrationRequest{MigrationId: "m1", ForwardTo: to})
+		assert.Equal(t, codes.InvalidArgument, code(err), "forward_to %q: %v", to, err)
+	}
+	assert.Nil(t, rec.got, "nothing reached the socket")
+	got, err := src.mc.GetMigration(ctx, &v1.GetMigrationRequest{MigrationId: "m1"})
 	require.NoError(t, err)
-	assert.Equal(t, uint64(7), resp.GetForwarded().GetSerial())
-	require.NotNil(t, rec.got)
-	assert.Equal(t, "m1", rec.got.GetMigrationId())
-	assert.Equal(t, map[string]string{"vxlan0": "vxlan1"}, rec.got.GetPortMap())
-	assert.True(t, proto.Equal(resp.GetBundle(), rec.got.GetBundle()))
+	assert.Equal(t, v1.MigrationStep_MIGRATION_STEP_DRAINED, got.GetMigration().GetStep(), "not exported")
+	// A service without peers refuses every forward_to.
+	svc := NewMigrationService(src.mig, WithMigrationLogger(quietLog))
+	_, err = svc.ExportMigration(ctx, &v1.ExportMigrationRequest{MigrationId: "m1", ForwardTo: "src"})
+	assert.Equal(t, codes.InvalidArgument, code(err))
 }

@@ -41,6 +41,8 @@ type Server struct {
 	hostname string
 	version  string
 	health   *health.Server
+	// batchInterceptors: interceptors see *ApplyFlowsBatch (WithBatchInterceptors).
+	batchInterceptors bool
 }
 
 // Option configures a Server.
@@ -54,6 +56,12 @@ func WithHostname(h string) Option { return func(s *Server) { s.hostname = h } }
 
 // WithVersion sets the offloadd version GetNode reports; the default is "".
 func WithVersion(v string) Option { return func(s *Server) { s.version = v } }
+
+// WithBatchInterceptors declares that the gRPC server's interceptors
+// understand *ApplyFlowsBatch, so ApplyFlows keeps the codec's fast path
+// under them (the default builds the protobuf request for interceptors,
+// which costs the fast path).
+func WithBatchInterceptors() Option { return func(s *Server) { s.batchInterceptors = true } }
 
 // NewServer builds a Server. Its health status starts as SERVING.
 func NewServer(engine FlowEngine, node NodeInfo, opts ...Option) *Server {

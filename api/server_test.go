@@ -45,9 +45,15 @@ func newHarness(t *testing.T, devs ...nic.Device) *harness {
 // newHarnessWith serves with the given server options.
 func newHarnessWith(t *testing.T, opts []grpc.ServerOption, devs ...nic.Device) *harness {
 	t.Helper()
+	return newHarnessFull(t, opts, nil, devs...)
+}
+
+// newHarnessFull serves with the given gRPC server and API options.
+func newHarnessFull(t testing.TB, opts []grpc.ServerOption, sopts []Option, devs ...nic.Device) *harness {
+	t.Helper()
 	h := &harness{engine: newFakeEngine()}
-	h.server = NewServer(h.engine, fakeNode(devs), WithHostname("node-1"), WithVersion("v0.1.0"),
-		WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	h.server = NewServer(h.engine, fakeNode(devs), append([]Option{WithHostname("node-1"), WithVersion("v0.1.0"),
+		WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))}, sopts...)...)
 	lis := bufconn.Listen(1 << 20)
 	h.gs = grpc.NewServer(opts...)
 	h.server.Register(h.gs)

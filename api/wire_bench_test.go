@@ -1,10 +1,12 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"testing"
 
 	v1 "github.com/offloadd/offloadd/api/offloadd/v1"
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -55,4 +57,34 @@ func BenchmarkDecodeApplyFlows(b *testing.B) {
 			batchFromProto(req)
 		}
 	})
+}
+
+// BenchmarkApplyFlowsIntercepted is one 1,000-flow ApplyFlows over gRPC
+// (bufconn, the fake engine) with no interceptor, with one that gets the
+// protobuf request (the fast path lost), and with one that gets the batch
+// (WithBatchInterceptors, as the daemon's authz interceptors do).
+func BenchmarkApplyFlowsIntercepted(b *testing.B) {
+	req := benchRequest(1000)
+	pass := grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		return h(ctx, req)
+	})
+	for _, tc := range []struct {
+		name  string
+		gopts []grpc.ServerOption
+		sopts []Option
+	}{
+		{"none", ServerOptions(), nil},
+		{"proto", append(ServerOptions(), pass), nil},
+		{"batch", append(ServerOptions(), pass), []Option{WithBatchInterceptors()}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			h := newHarnessFull(b, tc.gopts, tc.sopts)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := h.flows.ApplyFlows(context.Background(), req); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -260,6 +260,46 @@ func TestApplyFlowsInterceptorSeesRequest(t *testing.T) {
 	assert.Empty(t, cmpDiff(req, seen))
 }
 
+// TestApplyFlowsBatchInterceptor: on a server built WithBatchInterceptors
+// an interceptor sees the fast path's batch (IDs, ports) and the client
+// gets the same answer as without interceptors.
+func TestApplyFlowsBatchInterceptor(t *testing.T) {
+	var seen any
+	intercept := grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		seen = req
+		return h(ctx, req)
+	})
+	req := canonicalRequest(t)
+	req.Atomic = false
+	plain := newHarnessWith(t, ServerOptions())
+	want, err := plain.flows.ApplyFlows(ctx(t), req)
+	require.NoError(t, err)
+
+	h := newHarnessFull(t, append(ServerOptions(), intercept), []Option{WithBatchInterceptors()})
+	got, err := h.flows.ApplyFlows(ctx(t), req)
+	require.NoError(t, err)
+	b, ok := seen.(*ApplyFlowsBatch)
+	require.True(t, ok, "the interceptor saw a %T", seen)
+	var ids, ports []string
+	for _, f := range req.GetFlows() {
+		ids, ports = append(ids, f.GetId()), append(ports, f.GetPort())
+	}
+	assert.Equal(t, ids, b.FlowIDs())
+	assert.Equal(t, ports, b.FlowPorts())
+	assert.False(t, b.Atomic())
+	require.Len(t, got.GetResults(), len(want.GetResults()))
+	for i := range want.GetResults() {
+		assert.Equal(t, want.GetResults()[i].GetOutcome(), got.GetResults()[i].GetOutcome(), "flows[%d]", i)
+		assert.Equal(t, want.GetResults()[i].GetId(), got.GetResults()[i].GetId(), "flows[%d]", i)
+	}
+
+	// Without the server's codec the interceptor gets the protobuf request.
+	h = newHarnessFull(t, []grpc.ServerOption{intercept}, []Option{WithBatchInterceptors()})
+	_, err = h.flows.ApplyFlows(ctx(t), req)
+	require.NoError(t, err)
+	assert.IsType(t, &v1.ApplyFlowsRequest{}, seen)
+}
+
 // TestDecodeApplyFlowsOwnsItsStrings: the fast path reads some strings in
 // place; nothing it returns may point into the request buffer, which the
 // codec hands back to its pool.

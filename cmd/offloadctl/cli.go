@@ -12,7 +12,6 @@ import (
 	v1 "github.com/offloadd/offloadd/api/offloadd/v1"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -67,6 +66,10 @@ type cli struct {
 	addr    string
 	output  string
 	timeout time.Duration
+	// tls is how TCP connections authenticate (--cert, --key, --ca, --server-name, --insecure).
+	tls tlsFlags
+	// cfgErr is a config file that could not be read, reported before any command runs.
+	cfgErr error
 
 	conn *grpc.ClientConn
 }
@@ -100,7 +103,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 }
 
 func (c *cli) rootCmd(getenv func(string) string) *cobra.Command {
+	file, err := loadConfig(getenv)
+	c.cfgErr = err
 	sock := getenv(socketEnv)
+	if sock == "" {
+		sock = file.Socket
+	}
 	if sock == "" {
 		sock = defaultSocket
 	}
@@ -111,6 +119,9 @@ func (c *cli) rootCmd(getenv func(string) string) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if c.cfgErr != nil {
+				return usageErrorf("%v", c.cfgErr)
+			}
 			switch c.output {
 			case "table", "json", "yaml":
 			default:
@@ -125,7 +136,8 @@ func (c *cli) rootCmd(getenv func(string) string) *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &exitError{code: exitUsage, err: err} })
 	pf := root.PersistentFlags()
 	pf.StringVar(&c.socket, "socket", sock, "unix socket of offloadd (env "+socketEnv+")")
-	pf.StringVar(&c.addr, "addr", "", "host:port of offloadd over TCP, instead of --socket")
+	pf.StringVar(&c.addr, "addr", file.Addr, "host:port of offloadd over TCP (mTLS), instead of --socket")
+	c.tls.addFlags(pf, file)
 	pf.StringVarP(&c.output, "output", "o", "table", "output format: table, json or yaml")
 	pf.DurationVar(&c.timeout, "timeout", 30*time.Second, "deadline of each request (not of flows watch)")
 	root.AddCommand(c.nodeCmd(), c.portsCmd(), c.flowsCmd(), c.migrateCmd(), c.traceCmd(), c.vfsCmd())
@@ -141,13 +153,26 @@ func (c *cli) client() (*grpc.ClientConn, error) {
 	if c.addr != "" {
 		target = c.addr
 	}
-	conn, err := grpc.NewClient(target,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+	conn, err := c.dial(target)
+	if err != nil {
+		return nil, err
+	}
+	c.conn = conn
+	return conn, nil
+}
+
+// dial connects to a daemon: a unix socket as is (the daemon knows the
+// caller by its uid), a TCP address with mTLS (or plaintext with --insecure).
+func (c *cli) dial(target string) (*grpc.ClientConn, error) {
+	creds, err := c.tls.credentials(target)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsgSize), grpc.MaxCallSendMsgSize(maxMsgSize)))
 	if err != nil {
 		return nil, usageErrorf("connect to %s: %v", target, err)
 	}
-	c.conn = conn
 	return conn, nil
 }
 

@@ -16,8 +16,6 @@ import (
 
 	v1 "github.com/offloadd/offloadd/api/offloadd/v1"
 	"github.com/spf13/cobra"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
@@ -183,12 +181,12 @@ func (c *cli) migrateExportCmd() *cobra.Command {
 		zones []uint
 	)
 	cmd := &cobra.Command{
-		Use:   "export ID [--out FILE | --forward-to ADDR]",
+		Use:   "export ID [--out FILE | --forward-to PEER]",
 		Short: "On the source: the port's flows and conntrack entries as a bundle, to a file or straight to the destination",
 		Args:  oneID,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" && req.ForwardTo == "" {
-				return usageErrorf("migrate export needs --out FILE or --forward-to ADDR")
+				return usageErrorf("migrate export needs --out FILE or --forward-to PEER")
 			}
 			req.MigrationId, req.PortMap = args[0], ports
 			for _, z := range zones {
@@ -228,7 +226,7 @@ func (c *cli) migrateExportCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&out, "out", "", "write the bundle (binary MigrationBundle) to FILE; - for stdout")
-	f.StringVar(&req.ForwardTo, "forward-to", "", "gRPC address of the destination daemon, which imports the bundle at once")
+	f.StringVar(&req.ForwardTo, "forward-to", "", "name of a peer in the source daemon's config (peers:), which imports the bundle at once; never an address")
 	f.StringToStringVar(&ports, "port-map", nil, "with --forward-to: "+portMapUsage)
 	f.UintSliceVar(&zones, "zones", nil, "conntrack zones to export (default: those the port's flows use)")
 	f.StringSliceVar(&req.ConntrackAddresses, "addresses", nil, "export only conntrack entries with an address in these prefixes (the workload's)")
@@ -402,19 +400,9 @@ func (c *cli) readBundle(path string) (*v1.MigrationBundle, error) {
 	return &b, nil
 }
 
-// dialPeer connects to another daemon ("host:port" or "unix:PATH").
-func dialPeer(addr string) (*grpc.ClientConn, error) {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsgSize), grpc.MaxCallSendMsgSize(maxMsgSize)))
-	if err != nil {
-		return nil, usageErrorf("connect to %s: %v", addr, err)
-	}
-	return conn, nil
-}
-
 func (c *cli) migrateRunCmd() *cobra.Command {
 	var (
-		to, port, forwardAddr, hook string
+		to, port, forwardPeer, hook string
 		relay                       bool
 		ports                       map[string]string
 	)
@@ -437,15 +425,12 @@ func (c *cli) migrateRunCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		conn, err := dialPeer(to)
+		conn, err := c.dial(to)
 		if err != nil {
 			return err
 		}
 		defer conn.Close()
 		r := &runner{c: c, cmd: cmd, id: args[0], src: src, dst: v1.NewMigrationServiceClient(conn), out: map[string]json.RawMessage{}}
-		if forwardAddr == "" {
-			forwardAddr = to
-		}
 		prep := &v1.PrepareMigrationResponse{}
 		steps := []struct {
 			name string
@@ -464,8 +449,8 @@ func (c *cli) migrateRunCmd() *cobra.Command {
 			}},
 			{"export", func(ctx context.Context) (proto.Message, string, error) {
 				req := &v1.ExportMigrationRequest{MigrationId: r.id}
-				if !relay {
-					req.ForwardTo, req.PortMap = forwardAddr, ports
+				if forwardPeer != "" && !relay {
+					req.ForwardTo, req.PortMap = forwardPeer, ports
 				}
 				resp, err := r.src.ExportMigration(ctx, req)
 				if err != nil {
@@ -528,8 +513,8 @@ func (c *cli) migrateRunCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&port, "port", "", "the workload's port on this (source) daemon")
 	f.StringVar(&to, "to", "", "gRPC address of the destination daemon as offloadctl reaches it (host:port, unix:PATH)")
-	f.StringVar(&forwardAddr, "forward-addr", "", "the destination's address as the source daemon reaches it (default: --to)")
-	f.BoolVar(&relay, "relay", false, "carry the bundle through offloadctl instead of the source daemon sending it")
+	f.StringVar(&forwardPeer, "forward-peer", "", "the destination's name among the source daemon's peers: the source sends the bundle itself (default: offloadctl carries it)")
+	f.BoolVar(&relay, "relay", false, "carry the bundle through offloadctl even with --forward-peer")
 	f.StringVar(&hook, "exec", "", "shell command to run between import and reoffload (move the VM, attach the VF)")
 	f.StringToStringVar(&ports, "port-map", nil, portMapUsage)
 	return cmd

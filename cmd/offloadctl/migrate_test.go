@@ -159,10 +159,10 @@ func TestMigrateRun(t *testing.T) {
 	_, dst, srcSock, dstSock, log := migrationPair(t)
 	marker := filepath.Join(t.TempDir(), "hook")
 	r := runCLI(t, ctx, nil, "", "--socket", srcSock, "migrate", "run", "m1", "--port", "pf0vf3", "--to", "unix:"+dstSock,
-		"--vf-mac", "02:00:00:00:00:33", "--exec", "echo $OFFLOADD_MIGRATION_ID $OFFLOADD_MIGRATION_PORT $OFFLOADD_MIGRATION_VF_PCI > "+marker)
+		"--forward-peer", "dst", "--vf-mac", "02:00:00:00:00:33", "--exec", "echo $OFFLOADD_MIGRATION_ID $OFFLOADD_MIGRATION_PORT $OFFLOADD_MIGRATION_VF_PCI > "+marker)
 	require.Equal(t, 0, r.code, r.stderr)
 	assert.Equal(t, []string{
-		"dst prepare m1", "src drain m1", "src export m1", "src forward unix:" + dstSock,
+		"dst prepare m1", "src drain m1", "src export m1", "src forward dst",
 		"dst reoffload m1", "src commit m1", "dst commit m1",
 	}, log())
 	for _, want := range []string{
@@ -216,11 +216,12 @@ func TestMigrateRunAbortsBothSides(t *testing.T) {
 				f = dst
 			}
 			f.fail[tc.step] = status.Error(codes.FailedPrecondition, tc.step+" migration m1: no")
-			r := runCLI(t, ctx, nil, "", "--socket", srcSock, "migrate", "run", "m1", "--port", "pf0vf3", "--to", "unix:"+dstSock)
+			r := runCLI(t, ctx, nil, "", "--socket", srcSock, "migrate", "run", "m1", "--port", "pf0vf3", "--to", "unix:"+dstSock,
+				"--forward-peer", "dst")
 			assert.Equal(t, 1, r.code)
 			want := append([]string{}, tc.calls...)
 			for i, c := range want {
-				want[i] = strings.Replace(c, "FWD", "unix:"+dstSock, 1)
+				want[i] = strings.Replace(c, "FWD", "dst", 1)
 			}
 			want = append(want, "dst abort m1", "src abort m1")
 			assert.Equal(t, want, log())
@@ -291,9 +292,9 @@ func TestMigrateSteps(t *testing.T) {
 	require.Equal(t, 0, r.code, r.stderr)
 	r = runCLI(t, ctx, nil, r.stdout, "--socket", dstSock, "migrate", "import", "m1", "--bundle", "-")
 	require.Equal(t, 0, r.code, r.stderr)
-	r = runCLI(t, ctx, nil, "", "--socket", srcSock, "migrate", "export", "m1", "--forward-to", "dst:50051")
+	r = runCLI(t, ctx, nil, "", "--socket", srcSock, "migrate", "export", "m1", "--forward-to", "node-b")
 	require.Equal(t, 0, r.code, r.stderr)
-	assert.Contains(t, r.stdout, "imported at dst:50051: serial 1: flows 1 created")
+	assert.Contains(t, r.stdout, "imported at node-b: serial 1: flows 1 created")
 
 	r = runCLI(t, ctx, nil, "", "--socket", srcSock, "migrate", "get", "m1")
 	require.Equal(t, 0, r.code, r.stderr)

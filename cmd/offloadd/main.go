@@ -60,8 +60,15 @@ func parseConfig(args []string) (daemon.Config, error) {
 	fs := pflag.NewFlagSet("offloadd", pflag.ContinueOnError)
 	cfgPath := fs.String("config", "", "YAML config file (defaults apply to absent fields)")
 	socket := fs.String("socket", "", "unix socket path (default /run/offloadd/offloadd.sock)")
-	tcp := fs.String("tcp", "", "also listen on this TCP address")
+	tcp := fs.String("tcp", "", "also listen on this TCP address (TLS 1.3 with client certificates: needs --tls-cert, --tls-key, --tls-client-ca)")
+	tlsCert := fs.String("tls-cert", "", "the daemon's certificate (PEM), re-read when it changes")
+	tlsKey := fs.String("tls-key", "", "the certificate's private key (PEM)")
+	tlsCA := fs.String("tls-client-ca", "", "CA bundle (PEM) that verifies clients' and migration peers' certificates")
+	insecureTCP := fs.Bool("insecure-tcp", false, "serve --tcp in PLAINTEXT without authentication (callers are \"anonymous\"); logged as a warning every hour")
+	tcpReflection := fs.Bool("tcp-reflection", false, "serve gRPC reflection on TCP too")
 	metrics := fs.String("metrics", "", "serve Prometheus metrics on this address (/metrics)")
+	metricsTLS := fs.Bool("metrics-tls", false, "serve metrics over TLS with --tls-cert")
+	auditLog := fs.String("audit-log", "", "append audit records (JSON lines) to this file (default: the daemon's log, audit=true)")
 	backend := fs.String("backend", "", "emulated (default) or linux")
 	emuCfg := fs.String("emulated-config", "", "YAML file for the emulated NIC")
 	stateDir := fs.String("state-dir", "", "desired-state directory (default /var/lib/offloadd; \"none\" keeps it in memory)")
@@ -111,6 +118,18 @@ func parseConfig(args []string) (daemon.Config, error) {
 	set(&cfg.StateDir, *stateDir)
 	set(&cfg.LogLevel, *logLevel)
 	set(&cfg.LogFormat, *logFormat)
+	set(&cfg.TLS.Cert, *tlsCert)
+	set(&cfg.TLS.Key, *tlsKey)
+	set(&cfg.TLS.ClientCA, *tlsCA)
+	set(&cfg.AuditLog, *auditLog)
+	setBool := func(dst *bool, name string, v bool) {
+		if fs.Changed(name) {
+			*dst = v
+		}
+	}
+	setBool(&cfg.InsecureTCP, "insecure-tcp", *insecureTCP)
+	setBool(&cfg.TCPReflection, "tcp-reflection", *tcpReflection)
+	setBool(&cfg.MetricsTLS, "metrics-tls", *metricsTLS)
 	if cfg.StateDir == "none" {
 		cfg.StateDir = ""
 	}

@@ -55,3 +55,52 @@ func TestParseConfigPrecedence(t *testing.T) {
 		})
 	}
 }
+
+// TestParseConfigSecurity: --tcp needs TLS or an explicit --insecure-tcp;
+// the security flags land in the config over the file's values.
+func TestParseConfigSecurity(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "offloadd.yaml")
+	require.NoError(t, os.WriteFile(file, []byte(`
+tls: {cert: /etc/a.crt, key: /etc/a.key, clientCA: /etc/ca.crt}
+policy:
+- {identity: "spiffe://example.org/ctl", roles: [operator], idPrefixes: [tenant-a-]}
+peers:
+- {name: node-b, address: "10.0.0.2:50051", identity: "dns:node-b.example.org"}
+`), 0o600))
+
+	_, err := parseConfig([]string{"--tcp", "0.0.0.0:50051"})
+	require.ErrorContains(t, err, "needs tls")
+	cfg, err := parseConfig([]string{"--tcp", "127.0.0.1:0", "--insecure-tcp"})
+	require.NoError(t, err)
+	assert.True(t, cfg.InsecureTCP)
+	assert.True(t, cfg.TCPHealth, "health on TCP by default")
+	assert.False(t, cfg.TCPReflection, "reflection off on TCP by default")
+
+	cfg, err = parseConfig([]string{"--config", file, "--tcp", "127.0.0.1:0", "--tls-cert", "/x.crt", "--tcp-reflection",
+		"--metrics", "127.0.0.1:0", "--metrics-tls", "--audit-log", "/var/log/offloadd-audit.json"})
+	require.NoError(t, err)
+	assert.Equal(t, "/x.crt", cfg.TLS.Cert)
+	assert.Equal(t, "/etc/a.key", cfg.TLS.Key)
+	assert.True(t, cfg.TCPReflection)
+	assert.True(t, cfg.MetricsTLS)
+	assert.Equal(t, "/var/log/offloadd-audit.json", cfg.AuditLog)
+	require.Len(t, cfg.Policy, 1)
+	assert.Equal(t, []string{"tenant-a-"}, cfg.Policy[0].IDPrefixes)
+	require.Len(t, cfg.Peers, 1)
+	assert.Equal(t, "node-b", cfg.Peers[0].Name)
+
+	_, err = parseConfig([]string{"--config", file, "--tcp", "127.0.0.1:0", "--insecure-tcp"})
+	require.ErrorContains(t, err, "insecureTCP: tls is configured")
+	_, err = parseConfig([]string{"--tls-cert", "/x.crt"})
+	require.ErrorContains(t, err, "needs cert, key and clientCA")
+	_, err = parseConfig([]string{"--metrics", "127.0.0.1:0", "--metrics-tls"})
+	require.ErrorContains(t, err, "metricsTLS: needs tls")
+	bad := filepath.Join(dir, "bad.yaml")
+	require.NoError(t, os.WriteFile(bad, []byte("policy: [{identity: root, roles: [admin]}]\n"), 0o600))
+	_, err = parseConfig([]string{"--config", bad})
+	require.ErrorContains(t, err, `identity "root"`)
+	require.NoError(t, os.WriteFile(bad, []byte("peers: [{name: b, address: 'x:1', identity: 'dns:b'}]\n"), 0o600))
+	_, err = parseConfig([]string{"--config", bad})
+	require.ErrorContains(t, err, "peers need tls")
+}

@@ -9,6 +9,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/offloadd/offloadd/api/authz"
 	"github.com/offloadd/offloadd/nic/emulated"
 	"github.com/offloadd/offloadd/nic/emulated/datapath"
 )
@@ -17,8 +18,38 @@ import (
 type Config struct {
 	// Socket is the unix socket the API listens on (default /run/offloadd/offloadd.sock), mode 0600.
 	Socket string `json:"socket"`
-	// TCP is an optional extra listen address ("127.0.0.1:50051"); empty (default) disables it.
+	// TCP is an optional extra listen address ("127.0.0.1:50051"); empty
+	// (default) disables it. It serves TLS 1.3 with client certificates
+	// (TLS below) unless InsecureTCP is set.
 	TCP string `json:"tcp,omitempty"`
+	// TLS is the daemon's certificate and the CA bundle that verifies its
+	// clients and peers, for the TCP listener, migration peers and, with
+	// MetricsTLS, the metrics listener (default: none).
+	TLS TLSConfig `json:"tls"`
+	// InsecureTCP serves TCP in plaintext, without TLS, every caller being
+	// "anonymous" in the policy (default false). A warning is logged at
+	// start and every hour.
+	InsecureTCP bool `json:"insecureTCP,omitempty"`
+	// TCPReflection serves gRPC reflection on TCP (default false; the unix
+	// socket always serves it).
+	TCPReflection bool `json:"tcpReflection,omitempty"`
+	// TCPHealth serves gRPC health on TCP (default true).
+	TCPHealth bool `json:"tcpHealth"`
+	// MetricsTLS serves metrics over TLS with the TLS certificate, client
+	// certificates verified when presented (default false).
+	MetricsTLS bool `json:"metricsTLS,omitempty"`
+	// Policy binds identities to roles (default: none). See docs/security.md.
+	Policy []authz.Binding `json:"policy,omitempty"`
+	// UnixRootAdmin makes uid 0 and the daemon's own uid admin on the unix
+	// socket whatever Policy says (default true).
+	UnixRootAdmin bool `json:"unixRootAdmin"`
+	// Peers are the daemons ExportMigration may forward bundles to, by
+	// name (default: none). Peers need TLS.
+	Peers []authz.Peer `json:"peers,omitempty"`
+	// AuditLog is a file that receives the audit records as JSON lines,
+	// created mode 0600 and appended to; empty (default) writes them to the
+	// daemon's log with audit=true.
+	AuditLog string `json:"auditLog,omitempty"`
 	// Metrics is the address of the Prometheus endpoint (/metrics), e.g.
 	// "127.0.0.1:9641"; empty (default) disables it.
 	Metrics string `json:"metrics,omitempty"`
@@ -42,6 +73,20 @@ type Config struct {
 	LogLevel  string `json:"logLevel"`
 	LogFormat string `json:"logFormat"`
 }
+
+// TLSConfig names PEM files; all three or none. They are re-read when
+// they change, so rotating them needs no restart.
+type TLSConfig struct {
+	// Cert is the daemon's certificate (chain), for server and client use.
+	Cert string `json:"cert,omitempty"`
+	// Key is its private key.
+	Key string `json:"key,omitempty"`
+	// ClientCA is the CA bundle that verifies clients' and peers' certificates.
+	ClientCA string `json:"clientCA,omitempty"`
+}
+
+// Enabled reports whether any file is named.
+func (t TLSConfig) Enabled() bool { return t.Cert != "" || t.Key != "" || t.ClientCA != "" }
 
 // DatapathConfig configures the emulated datapath.
 type DatapathConfig struct {
@@ -89,6 +134,8 @@ func DefaultConfig() Config {
 		PromoteRetry:  Duration(30 * time.Second),
 		LogLevel:      "info",
 		LogFormat:     "text",
+		TCPHealth:     true,
+		UnixRootAdmin: true,
 	}
 }
 
@@ -125,6 +172,9 @@ func (c *Config) Validate() error {
 	if c.Socket == "" && c.TCP == "" {
 		return fmt.Errorf("socket: needs a socket path or a tcp address")
 	}
+	if err := c.validateSecurity(); err != nil {
+		return err
+	}
 	if c.StatsInterval < 0 {
 		return fmt.Errorf("statsInterval: must not be negative")
 	}
@@ -139,4 +189,32 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("logFormat: %q is not text or json", c.LogFormat)
 	}
 	return nil
+}
+
+// validateSecurity checks TLS, the policy and the peers.
+func (c *Config) validateSecurity() error {
+	if c.TLS.Enabled() && (c.TLS.Cert == "" || c.TLS.Key == "" || c.TLS.ClientCA == "") {
+		return fmt.Errorf("tls: needs cert, key and clientCA (mTLS), not only some of them")
+	}
+	if c.InsecureTCP && c.TLS.Enabled() {
+		return fmt.Errorf("insecureTCP: tls is configured; drop one of them (TCP would be TLS, not plaintext)")
+	}
+	if c.TCP != "" && !c.TLS.Enabled() && !c.InsecureTCP {
+		return fmt.Errorf("tcp: %s needs tls (cert, key, clientCA) or, to serve plaintext, insecureTCP (--insecure-tcp)", c.TCP)
+	}
+	if c.MetricsTLS && !c.TLS.Enabled() {
+		return fmt.Errorf("metricsTLS: needs tls (cert, key, clientCA)")
+	}
+	if c.MetricsTLS && c.Metrics == "" {
+		return fmt.Errorf("metricsTLS: needs a metrics address")
+	}
+	for i, b := range c.Policy {
+		if err := b.Validate(); err != nil {
+			return fmt.Errorf("policy[%d]: %w", i, err)
+		}
+	}
+	if len(c.Peers) > 0 && !c.TLS.Enabled() {
+		return fmt.Errorf("peers: migration peers need tls (cert, key, clientCA): the daemons authenticate each other")
+	}
+	return authz.ValidatePeers(c.Peers)
 }

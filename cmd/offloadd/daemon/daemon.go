@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -40,6 +41,7 @@ type Daemon struct {
 	devs   []nic.Device
 	engine *offload.Engine
 	store  *store.Bolt
+	sec    *security
 	grpc   *grpc.Server
 	api    *api.Server
 	mig    *fallback.Migrator
@@ -52,6 +54,11 @@ type Daemon struct {
 	// closers run at shutdown after the devices' users have stopped.
 	closers []func() error
 	lis     []net.Listener
+	// ownSocket is set once the daemon has created its unix socket, the
+	// only thing at that path Shutdown may remove.
+	ownSocket bool
+	// tcpAddr is the TCP listener's address, once listening.
+	tcpAddr string
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -100,14 +107,23 @@ func New(cfg Config, log *slog.Logger) (*Daemon, error) {
 		return nil, err
 	}
 	d.engine = eng
+	sec, closers, err := newSecurity(cfg, log, eng)
+	if err != nil {
+		d.closeDevices()
+		return nil, err
+	}
+	d.sec = sec
+	d.closers = append(d.closers, closers...)
 	// Controllers send batches of thousands of flows, several in flight:
 	// windows of 1 and 4 MiB (not gRPC's 64 KiB start) let them stream
 	// without waiting on flow-control updates, and bigger reads mean fewer
 	// syscalls per batch.
-	d.grpc = grpc.NewServer(append(api.ServerOptions(),
+	d.grpc = grpc.NewServer(append(append(api.ServerOptions(), sec.serverOptions()...),
 		grpc.MaxRecvMsgSize(MaxMsgSize), grpc.MaxSendMsgSize(MaxMsgSize),
 		grpc.InitialWindowSize(1<<20), grpc.InitialConnWindowSize(4<<20), grpc.ReadBufferSize(256<<10))...)
-	d.api = api.NewServer(eng, eng, api.WithLogger(log), api.WithVersion(Version))
+	d.api = api.NewServer(eng, eng, api.WithLogger(log), api.WithVersion(Version),
+		// The authz interceptors read ApplyFlows batches as the codec decodes them.
+		api.WithBatchInterceptors())
 	d.api.Register(d.grpc)
 	if err := d.wireDatapathAndMigration(cfg, emu); err != nil {
 		d.closeDevices()
@@ -173,7 +189,7 @@ func (d *Daemon) wireDatapathAndMigration(cfg Config, emu *emulated.Device) erro
 		return err
 	}
 	d.mig = m
-	api.NewMigrationService(m, api.WithMigrationLogger(d.log)).Register(d.grpc)
+	api.NewMigrationService(m, api.WithMigrationLogger(d.log), api.WithPeers(d.sec.peers)).Register(d.grpc)
 	return nil
 }
 
@@ -217,6 +233,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 			return err
 		}
 		d.lis = append(d.lis, lis)
+		d.ownSocket = true
 	}
 	if d.cfg.TCP != "" {
 		lis, err := net.Listen("tcp", d.cfg.TCP)
@@ -225,6 +242,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 			return fmt.Errorf("listen on %s: %w", d.cfg.TCP, err)
 		}
 		d.lis = append(d.lis, lis)
+		d.tcpAddr = lis.Addr().String()
 	}
 	if d.cfg.Metrics != "" {
 		lis, err := net.Listen("tcp", d.cfg.Metrics)
@@ -232,12 +250,16 @@ func (d *Daemon) Start(ctx context.Context) error {
 			d.closeListeners()
 			return fmt.Errorf("listen for metrics on %s: %w", d.cfg.Metrics, err)
 		}
+		if d.cfg.MetricsTLS {
+			lis = tls.NewListener(lis, d.sec.tls.MetricsConfig())
+		}
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(api.NewMetrics(d.engine, d.engine), collectors.NewGoCollector(),
 			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		d.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		d.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelDebug)}
 		d.metricsAddr = lis.Addr()
 		d.wg.Add(1)
 		go func() {
@@ -259,6 +281,14 @@ func (d *Daemon) Start(ctx context.Context) error {
 		defer d.wg.Done()
 		fallback.NewPromoter(d.engine, d.log, time.Duration(d.cfg.PromoteRetry)).Run(runCtx)
 	}()
+	if d.tcpAddr != "" && d.sec.tls == nil {
+		warnPlaintext(d.log, d.tcpAddr)
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			warnPlaintextEvery(runCtx, d.log, d.tcpAddr, insecureWarnEvery)
+		}()
+	}
 	for _, lis := range d.lis {
 		d.wg.Add(1)
 		go func() {
@@ -267,7 +297,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 				d.log.Error("serve API", "addr", lis.Addr().String(), "err", err)
 			}
 		}()
-		d.log.Info("serving API", "addr", lis.Addr().String())
+		d.log.Info("serving API", "addr", lis.Addr().String(), "security", d.sec.describe(lis.Addr().Network()))
 	}
 	return nil
 }
@@ -284,7 +314,8 @@ func (d *Daemon) Addrs() []net.Addr {
 	return out
 }
 
-// listenUnix listens on path with mode 0600, replacing a stale socket.
+// listenUnix listens on path with mode 0600, replacing a stale socket but
+// nothing else.
 func listenUnix(path string) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("create socket dir for %s: %w", path, err)
@@ -293,8 +324,18 @@ func listenUnix(path string) (net.Listener, error) {
 		c.Close()
 		return nil, fmt.Errorf("listen on %s: another offloadd is serving there", path)
 	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("remove stale socket %s: %w", path, err)
+	// Only a stale socket is ours to remove: a regular file, a directory or
+	// a symlink at the path is someone else's, and the daemon runs as root.
+	switch fi, err := os.Lstat(path); {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return nil, fmt.Errorf("check socket path %s: %w", path, err)
+	case fi.Mode().Type() != os.ModeSocket:
+		return nil, fmt.Errorf("listen on %s: %s exists and is not a socket (%s); refusing to remove it", path, path, fi.Mode().Type())
+	default:
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("remove stale socket %s: %w", path, err)
+		}
 	}
 	lis, err := net.Listen("unix", path)
 	if err != nil {
@@ -305,6 +346,13 @@ func listenUnix(path string) (net.Listener, error) {
 		return nil, fmt.Errorf("chmod socket %s: %w", path, err)
 	}
 	return lis, nil
+}
+
+// removeSocket removes path if it is still a socket.
+func removeSocket(path string) {
+	if fi, err := os.Lstat(path); err == nil && fi.Mode().Type() == os.ModeSocket {
+		os.Remove(path)
+	}
 }
 
 func (d *Daemon) closeListeners() {
@@ -337,8 +385,8 @@ func (d *Daemon) Shutdown(ctx context.Context) {
 		}
 		d.wg.Wait()
 		d.closeDevices()
-		if d.cfg.Socket != "" {
-			os.Remove(d.cfg.Socket)
+		if d.ownSocket {
+			removeSocket(d.cfg.Socket)
 		}
 		d.log.Info("stopped")
 	})

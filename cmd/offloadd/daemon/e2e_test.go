@@ -505,3 +505,24 @@ func scrapeCounters(t *testing.T, n *node) map[string]float64 {
 	}
 	return out
 }
+
+// TestSocketPathAtRegularFile: --socket naming an existing regular file is
+// an error, and the file (which a root daemon could otherwise delete) is
+// left as it was, also by the shutdown that follows the failed start.
+func TestSocketPathAtRegularFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "important.conf")
+	require.NoError(t, os.WriteFile(path, []byte("keep me\n"), 0o644))
+	cfg := DefaultConfig()
+	cfg.Socket = path
+	cfg.StateDir = ""
+	d, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(t, err)
+	err = d.Start(context.Background())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "is not a socket")
+	d.Shutdown(context.Background())
+	data, err := os.ReadFile(path)
+	require.NoError(t, err, "the file is still there")
+	assert.Equal(t, "keep me\n", string(data))
+}

@@ -130,7 +130,7 @@ func newNode(dir, name string, table int, clock *datapath.ManualClock) (*node, e
 	const max = 256 << 20
 	gs := grpc.NewServer(append(api.ServerOptions(), grpc.MaxRecvMsgSize(max), grpc.MaxSendMsgSize(max))...)
 	api.NewServer(eng, eng, api.WithLogger(quiet)).Register(gs)
-	api.NewMigrationService(mig, api.WithMigrationLogger(quiet)).Register(gs)
+	api.NewMigrationService(mig, api.WithMigrationLogger(quiet), api.WithPeers(sockPeers(dir))).Register(gs)
 	go func() { _ = gs.Serve(lis) }()
 	conn, err := grpc.NewClient("unix:"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(max), grpc.MaxCallSendMsgSize(max)))
@@ -140,6 +140,21 @@ func newNode(dir, name string, table int, clock *datapath.ManualClock) (*node, e
 	return &node{name: name, dev: dev, dp: dp, eng: eng, sock: sock,
 		mc: v1.NewMigrationServiceClient(conn), fc: v1.NewFlowServiceClient(conn),
 		stop: func() { conn.Close(); gs.Stop(); eng.Close(); dev.Close() }}, nil
+}
+
+// sockPeers are the bench's daemons as migration peers: the one named N
+// listens on DIR/N.sock, and the bench, not a client, chose that path.
+type sockPeers string
+
+func (d sockPeers) HasPeer(name string) bool {
+	_, err := os.Stat(filepath.Join(string(d), name+".sock"))
+	return err == nil
+}
+
+func (d sockPeers) DialPeer(_ context.Context, name string) (*grpc.ClientConn, error) {
+	const max = 256 << 20
+	return grpc.NewClient("unix:"+filepath.Join(string(d), name+".sock"), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(max), grpc.MaxCallSendMsgSize(max)))
 }
 
 func (n *node) apply(ctx context.Context, fs []*v1.Flow) error {
@@ -221,7 +236,7 @@ func run(ctx context.Context, nFlows, nConns int) ([]Figure, error) {
 		}},
 		{"export + import (source forwards)", func() error {
 			tr.moveTo(nil, nil) // the guest is paused for the switchover
-			ex, err := src.mc.ExportMigration(ctx, &v1.ExportMigrationRequest{MigrationId: "m1", ForwardTo: "unix:" + dst.sock})
+			ex, err := src.mc.ExportMigration(ctx, &v1.ExportMigrationRequest{MigrationId: "m1", ForwardTo: dst.name})
 			if err != nil {
 				return err
 			}
