@@ -37,7 +37,7 @@ func engineError(op string, err error) error {
 	switch {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return status.FromContextError(err).Err()
-	case errors.Is(err, offload.ErrClosed):
+	case errors.Is(err, offload.ErrClosed), errors.Is(err, offload.ErrNotDurable):
 		return status.Errorf(codes.Unavailable, "%s: %v", op, err)
 	}
 	return status.Errorf(codes.Internal, "%s: %v", op, err)

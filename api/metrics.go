@@ -18,6 +18,7 @@ type Metrics struct {
 	eng                                            Summarizer
 	node                                           NodeInfo
 	flows, reasons, used, capacity, packets, bytes *prometheus.Desc
+	storeFailures, storeOK                         *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*Metrics)(nil)
@@ -28,18 +29,20 @@ func NewMetrics(eng Summarizer, node NodeInfo) *Metrics {
 		return prometheus.NewDesc("offloadd_"+name, help, labels, nil)
 	}
 	return &Metrics{eng: eng, node: node,
-		flows:    d("flows", "Flows by NIC and state (hardware, software, pending, failed).", "device", "state"),
-		reasons:  d("flows_not_in_hardware", "Flows not in hardware, by the code of their first reason.", "reason"),
-		used:     d("hardware_table_used_entries", "Entries used in the NIC's hardware flow table.", "device"),
-		capacity: d("hardware_table_capacity_entries", "Size of the NIC's hardware flow table (0: unknown).", "device"),
-		packets:  d("flow_packets_total", "Packets counted by the flows, per NIC and plane.", "device", "plane"),
-		bytes:    d("flow_bytes_total", "Bytes counted by the flows, per NIC and plane (hardware excludes L2 headers).", "device", "plane"),
+		flows:         d("flows", "Flows by NIC and state (hardware, software, pending, failed).", "device", "state"),
+		reasons:       d("flows_not_in_hardware", "Flows not in hardware, by the code of their first reason.", "reason"),
+		used:          d("hardware_table_used_entries", "Entries used in the NIC's hardware flow table.", "device"),
+		capacity:      d("hardware_table_capacity_entries", "Size of the NIC's hardware flow table (0: unknown).", "device"),
+		packets:       d("flow_packets_total", "Packets counted by the flows, per NIC and plane.", "device", "plane"),
+		bytes:         d("flow_bytes_total", "Bytes counted by the flows, per NIC and plane (hardware excludes L2 headers).", "device", "plane"),
+		storeFailures: d("state_save_failures_total", "Failed writes of the desired state to the state store."),
+		storeOK:       d("state_store_ok", "1 while the desired state is written as changes come, 0 while writes fail (changes are refused)."),
 	}
 }
 
 // Describe sends the metric descriptions.
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.flows, m.reasons, m.used, m.capacity, m.packets, m.bytes} {
+	for _, d := range []*prometheus.Desc{m.flows, m.reasons, m.used, m.capacity, m.packets, m.bytes, m.storeFailures, m.storeOK} {
 		ch <- d
 	}
 }
@@ -47,6 +50,12 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 // Collect reads the engine's summary and each NIC's table use.
 func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	s := m.eng.Summarize()
+	ok := 1.0
+	if s.StoreFailing {
+		ok = 0
+	}
+	ch <- prometheus.MustNewConstMetric(m.storeOK, prometheus.GaugeValue, ok)
+	ch <- prometheus.MustNewConstMetric(m.storeFailures, prometheus.CounterValue, float64(s.StoreFailures))
 	for dev, states := range s.States {
 		for _, st := range []offload.State{offload.StateHardware, offload.StateSoftware, offload.StatePending, offload.StateFailed} {
 			ch <- prometheus.MustNewConstMetric(m.flows, prometheus.GaugeValue, float64(states[st]), dev, st.String())

@@ -40,16 +40,43 @@ func (e *Engine) Apply(ctx context.Context, flows []*flow.Flow, opt ApplyOptions
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("apply flows: %w", err)
 	}
+	if err := e.refuseIfDegraded(); err != nil {
+		return nil, fmt.Errorf("apply flows: %w", err)
+	}
 	res, wait, err := e.apply(ctx, flows, opt)
 	// Durable before the caller hears of it; other callers may go on
 	// meanwhile, and their changes share the transaction.
-	wait()
+	if werr := wait(); werr != nil && err == nil {
+		return res, fmt.Errorf("apply flows: %w", werr)
+	}
 	return res, err
+}
+
+// refuseIfDegraded refuses a change while the store cannot be written:
+// nothing is acknowledged that is not durable (ErrNotDurable).
+func (e *Engine) refuseIfDegraded() error {
+	if e.persister == nil {
+		return nil
+	}
+	if err, _ := e.persister.state(); err != nil {
+		return fmt.Errorf("%w: the store is failing (%w); changes are refused until it recovers", ErrNotDurable, err)
+	}
+	return nil
+}
+
+// Durability reports the store's health: the last write error while
+// writes fail (nil when healthy, or without a store) and how many writes
+// have failed since start.
+func (e *Engine) Durability() (error, uint64) {
+	if e.persister == nil {
+		return nil, 0
+	}
+	return e.persister.state()
 }
 
 // apply does Apply under e.mu and returns the wait for its changes to be
 // durable.
-func (e *Engine) apply(ctx context.Context, flows []*flow.Flow, opt ApplyOptions) ([]Result, func(), error) {
+func (e *Engine) apply(ctx context.Context, flows []*flow.Flow, opt ApplyOptions) ([]Result, func() error, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
@@ -177,7 +204,7 @@ func (e *Engine) validateBatch(batch []*flow.Flow) ([]Result, int) {
 }
 
 // noWait is the wait of a change with nothing to write.
-func noWait() {}
+func noWait() error { return nil }
 
 // install records en as the flow's entry in place of c.old, carrying its
 // counters over, and tells the watchers. Callers hold e.mu.
@@ -195,17 +222,21 @@ func (e *Engine) install(c *change, en *entry) Status {
 
 // persist queues a change of the desired state for the store, in the
 // engine's order (callers hold e.mu), and returns a wait for it to be
-// written. A failure is logged: the flows are installed, and the next
-// change of each writes it again.
-func (e *Engine) persist(op *persistOp) func() {
+// written. A failed write is an error wrapping ErrNotDurable: the change
+// is installed and kept in memory, and it is written, in order, when the
+// store recovers; until then the engine refuses new changes.
+func (e *Engine) persist(op *persistOp) func() error {
 	if e.persister == nil || len(op.save) == 0 && len(op.del) == 0 {
 		return noWait
 	}
 	w := e.persister.enqueue(op)
-	return func() {
+	return func() error {
 		if err := w(); err != nil {
 			e.log.Error("persist desired state", "saved", len(op.save), "deleted", len(op.del), "err", err)
+			return fmt.Errorf("%w: %w; the change is installed and is saved when the store recovers, "+
+				"but a restart before then loses it", ErrNotDurable, err)
 		}
+		return nil
 	}
 }
 
@@ -351,14 +382,19 @@ func (e *Engine) Delete(ctx context.Context, ids []string) ([]DeleteResult, erro
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("delete flows: %w", err)
 	}
+	if err := e.refuseIfDegraded(); err != nil {
+		return nil, fmt.Errorf("delete flows: %w", err)
+	}
 	res, wait, err := e.delete(ctx, ids)
-	wait()
+	if werr := wait(); werr != nil && err == nil {
+		return res, fmt.Errorf("delete flows: %w", werr)
+	}
 	return res, err
 }
 
 // delete does Delete under e.mu and returns the wait for its changes to
 // be durable.
-func (e *Engine) delete(ctx context.Context, ids []string) ([]DeleteResult, func(), error) {
+func (e *Engine) delete(ctx context.Context, ids []string) ([]DeleteResult, func() error, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {

@@ -350,6 +350,10 @@ type Summary struct {
 	Reasons map[nic.ReasonCode]int
 	// Packets and Bytes sum the flows' counters per device and plane.
 	Packets, Bytes map[string][2]uint64
+	// StoreFailing is set while writes of the desired state fail;
+	// StoreFailures counts failed writes since start.
+	StoreFailing  bool
+	StoreFailures uint64
 }
 
 // Summarize aggregates the flows without copying them.
@@ -373,6 +377,9 @@ func (e *Engine) Summarize() Summary {
 		b[flow.Hardware] += en.hw.Bytes
 		b[flow.Software] += en.sw.Bytes
 		s.Packets[name], s.Bytes[name] = p, b
+	}
+	if err, n := e.Durability(); n > 0 {
+		s.StoreFailing, s.StoreFailures = err != nil, n
 	}
 	for dev, r := range e.retired {
 		name := e.names[dev]

@@ -146,7 +146,9 @@ func (e *Engine) ApplyHeld(ctx context.Context, flows []StoredFlow, why string) 
 		r.Status = e.install(c, en)
 		saved = append(saved, StoredFlow{Flow: c.f, Generation: en.gen})
 	}
-	e.persist(&persistOp{save: saved})()
+	if err := e.persist(&persistOp{save: saved})(); err != nil {
+		return results, fmt.Errorf("apply held flows: %w", err)
+	}
 	return results, nil
 }
 

@@ -177,6 +177,9 @@ var (
 	ErrWatcherLagged = errors.New("watcher fell behind")
 	// ErrNotFound: no flow or port with that name.
 	ErrNotFound = errors.New("not found")
+	// ErrNotDurable: the desired state could not be saved, so the change
+	// is not acknowledged (or, while the store fails, not made at all).
+	ErrNotDurable = errors.New("desired state not saved")
 	// ErrClosed: the engine was closed.
 	ErrClosed = errors.New("engine closed")
 )

@@ -272,7 +272,11 @@ func (d *Daemon) Start(ctx context.Context) error {
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
-	d.wg.Add(2)
+	d.wg.Add(3)
+	go func() {
+		defer d.wg.Done()
+		d.followDurability(runCtx, durabilityPoll)
+	}()
 	go func() {
 		defer d.wg.Done()
 		d.engine.Run(runCtx, time.Duration(d.cfg.StatsInterval))
@@ -390,4 +394,33 @@ func (d *Daemon) Shutdown(ctx context.Context) {
 		}
 		d.log.Info("stopped")
 	})
+}
+
+// durabilityPoll is how often the daemon checks the state store's health.
+const durabilityPoll = 250 * time.Millisecond
+
+// followDurability reports the daemon NOT_SERVING while writes of the
+// desired state fail (the engine refuses changes then) and SERVING again
+// once they succeed, with a log line at each change.
+func (d *Daemon) followDurability(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		err, n := d.engine.Durability()
+		switch {
+		case err != nil && !failing:
+			d.log.Error("state store failing: refusing changes, health NOT_SERVING", "err", err, "failed_writes", n)
+			d.api.SetServing(false)
+		case err == nil && failing:
+			d.log.Info("state store recovered: every pending change is saved, health SERVING", "failed_writes", n)
+			d.api.SetServing(true)
+		}
+		failing = err != nil
+	}
 }

@@ -270,18 +270,23 @@ func (g *eqGen) encapAction() flow.Action {
 func (g *eqGen) acl(port string, chain uint32) *flow.Flow {
 	f := &flow.Flow{Port: port, Chain: chain, Priority: g.prio(), Match: g.match(port)}
 	for range g.r.IntN(3) {
-		switch g.r.IntN(5) {
-		case 0:
+		switch g.r.IntN(11) {
+		case 0, 1:
 			f.Actions = append(f.Actions, flow.Action{Kind: flow.ActVLANPush, VLAN: flow.VLANPush{ID: pick[uint16](g.propGen, 10, 99)}})
-		case 1:
+		case 2, 3:
 			f.Actions = append(f.Actions, flow.Action{Kind: flow.ActVLANPop})
-		case 2:
+		case 4, 5:
 			f.Actions = append(f.Actions, mirror(pick(g.propGen, rep0, rep1, up)))
+		case 6:
+			f.Actions = append(f.Actions, flow.Action{Kind: flow.ActCT, CT: &flow.CT{Clear: true}})
 		default:
 			f.Actions = append(f.Actions, rewrite(g.rewrite(f)))
 		}
 	}
-	switch g.r.IntN(8) {
+	switch g.r.IntN(9) {
+	case 8:
+		// Back in at another port's ingress, in the plane it ran in.
+		f.Actions = append(f.Actions, flow.Action{Kind: flow.ActRedirect, Port: pick(g.propGen, rep0, rep1, up), Ingress: true})
 	case 0:
 		f.Actions = append(f.Actions, drop())
 	case 1:
@@ -778,6 +783,24 @@ func eqShrink(c *eqCase, m *eqMismatch) (*eqCase, *eqMismatch) {
 			}
 			i++
 		}
+		if c.promote {
+			d := *c
+			d.promote = false
+			if mm := fails(&d); mm != nil {
+				c, m, progress = d.withPkts(slices.Clone(d.pkts[:mm.i+1])), mm, true
+			}
+		}
+		for i := range c.older {
+			if c.older[i] == nil {
+				continue
+			}
+			d := *c
+			d.older = slices.Clone(c.older)
+			d.older[i] = nil
+			if mm := fails(&d); mm != nil {
+				c, m, progress = d.withPkts(slices.Clone(d.pkts[:mm.i+1])), mm, true
+			}
+		}
 		for i := 0; i < len(c.flows); {
 			d := c.without(i)
 			if mm := fails(d); mm != nil {
@@ -806,8 +829,11 @@ func eqShrink(c *eqCase, m *eqMismatch) (*eqCase, *eqMismatch) {
 // placements, the packets, and both traces of the last one.
 func eqReport(c *eqCase, m *eqMismatch) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "placement changed a packet's fate: %s\nseed %d (replay: %s=%d), profile %s, hardware table size %d\n",
-		m.diff, c.seed, eqSeedEnv, c.seed, c.profile, c.tableSize)
+	fmt.Fprintf(&b, "placement changed a packet's fate: %s\n", m.diff)
+	if c.seed != 0 {
+		fmt.Fprintf(&b, "seed %d (replay: %s=%d), ", c.seed, eqSeedEnv, c.seed)
+	}
+	fmt.Fprintf(&b, "profile %s, hardware table size %d\n", c.profile, c.tableSize)
 	b.WriteString("flows (placement in world A):\n")
 	b.WriteString(eqDescribe(c))
 	if c.staged() {
@@ -973,19 +999,26 @@ func TestPlacementEquivalenceBugs(t *testing.T) {
 	for _, tc := range []struct {
 		name, profile string
 		uplink        *flow.Flow
+		tableSize     int
+		uplinkLate    bool // apply the uplink rule in a second batch
 	}{
 		// The user asked for software only: the uplink rule takes VXLAN
 		// frames up to the host stack in software; in hardware the
 		// tunnel device's rule decapsulates them to VM 0 first.
 		{"software-only uplink rule", nic.ProfileMLX5ConnectX6Dx,
-			&flow.Flow{ID: "up-host", Port: up, Priority: 1, Match: udp, Actions: []flow.Action{accept()}, Policy: flow.PolicySoftwareOnly}},
+			&flow.Flow{ID: "up-host", Port: up, Priority: 1, Match: udp, Actions: []flow.Action{accept()}, Policy: flow.PolicySoftwareOnly}, 0, false},
 		// nfp does not offload accept: the auto rule goes to software
 		// on its own, with the same effect.
 		{"uplink rule the profile refuses", nic.ProfileNFPAgilioCX,
-			&flow.Flow{ID: "up-host", Port: up, Priority: 1, Match: udp, Actions: []flow.Action{accept()}}},
+			&flow.Flow{ID: "up-host", Port: up, Priority: 1, Match: udp, Actions: []flow.Action{accept()}}, 0, false},
+		// The tunnel rule took the one hardware entry; the uplink rule,
+		// applied after it, spills to software for room.
+		{"uplink rule spilled for room", nic.ProfileMLX5ConnectX6Dx,
+			&flow.Flow{ID: "up-host", Port: up, Priority: 1, Match: udp, Actions: []flow.Action{accept()}}, 1, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := &eqCase{profile: tc.profile, flows: []*flow.Flow{tc.uplink, decapToVM0}, pkts: []eqPkt{overlay}}
+			c := &eqCase{profile: tc.profile, tableSize: tc.tableSize, flows: []*flow.Flow{tc.uplink, decapToVM0},
+				late: []bool{tc.uplinkLate, false}, older: make([]*flow.Flow, 2), pkts: []eqPkt{overlay}}
 			m, err := runEqCase(c, nil)
 			require.NoError(t, err)
 			if m != nil {
