@@ -4,7 +4,7 @@ BIN       := bin
 RUN_DIR   := $(CURDIR)/.run
 PKGS      := ./...
 
-.PHONY: all build run test test-unit test-kernel bench lint proto clean
+.PHONY: all build run test test-race test-unit test-kernel bench lint proto clean
 
 all: build
 
@@ -18,6 +18,10 @@ run: build
 ## test: lint, then every test (privileged ones run when root, skip otherwise).
 test: lint
 	$(GO) test -count=1 $(PKGS)
+
+## test-race: every test under the race detector (CI runs it after make test).
+test-race:
+	$(GO) test -race -count=1 $(PKGS)
 
 ## test-kernel: the real-kernel tier in QEMU (installs what it needs on first use).
 test-kernel:

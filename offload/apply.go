@@ -166,6 +166,13 @@ func (e *Engine) apply(ctx context.Context, flows []*flow.Flow, opt ApplyOptions
 	for _, c := range installed {
 		results[c.i].Status = e.status(c.f.ID, e.flows[c.f.ID])
 	}
+	// Unchanged flows answer with their status after the batch: it may
+	// have pushed them out of hardware.
+	for i := range results {
+		if results[i].Outcome == OutcomeUnchanged {
+			results[i].Status = e.status(results[i].ID, e.flows[results[i].ID])
+		}
+	}
 	return results, e.persist(&persistOp{save: saved}), nil
 }
 

@@ -308,12 +308,23 @@ func (e *Engine) ExplainBatch(ctx context.Context, flows []*flow.Flow) []Explana
 			continue
 		}
 		if !x.Changed && results[i].Outcome != OutcomeInvalid {
-			x.State, x.Reasons = old.state, old.reasons
-			continue
+			continue // answered below, after the batch's plan
 		}
 		changes = append(changes, &change{i: i, f: f, dev: e.ports[f.Port].dev, old: old})
 	}
-	for _, c := range e.plan(changes) {
+	planned, demoted := e.plan(changes)
+	for i, f := range batch {
+		x := &xs[i]
+		if x.Changed || len(x.Violations) > 0 {
+			continue
+		}
+		old := e.flows[f.ID]
+		x.State, x.Reasons = old.state, old.reasons
+		if by, ok := demoted[old]; ok {
+			x.State, x.Reasons = StateSoftware, []nic.Reason{shadowReason(by)}
+		}
+	}
+	for _, c := range planned {
 		x := &xs[c.i]
 		x.State, x.Reasons = c.state, c.reasons
 		if c.failed() {

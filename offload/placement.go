@@ -33,8 +33,8 @@ const ReasonShadowed nic.ReasonCode = "earlier-rule-in-software"
 
 func shadowReason(by *flow.Flow) nic.Reason {
 	return nic.Reason{Code: ReasonShadowed, Message: fmt.Sprintf(
-		"flow %s (priority %d) runs before this one in %s chain %d, may match the same packets and is not in hardware; "+
-			"in hardware this flow would take its packets", by.ID, by.Priority, by.Port, by.Chain)}
+		"flow %s (%s chain %d priority %d) runs before this one, may match the same packets and is not in hardware; "+
+			"in hardware this flow would take its packets", by.ID, by.Port, by.Chain, by.Priority)}
 }
 
 // chainSet is the flows of one (port, chain).
@@ -104,68 +104,127 @@ func (c *change) needsRoom() bool {
 
 // plan decides every valid change of a batch as Apply will place it:
 // targets, then hardware room consumed in the order Program sends the ops
-// (hardware-only flows, then the others in tc order), then the ordering
-// rule per chain. It sorts changes into that order. Explain runs the same.
-func (e *Engine) plan(changes []*change) []*change {
+// (hardware-only flows, then the others in tc order, uplinks first), then
+// the ordering rule per chain. It sorts changes into that order and
+// returns the installed flows the batch will push out of hardware (with
+// the rule that shadows each). Explain runs the same.
+func (e *Engine) plan(changes []*change) ([]*change, map[*entry]*flow.Flow) {
 	for _, c := range changes {
 		e.decide(c)
 	}
-	slices.SortStableFunc(changes, func(a, b *change) int { return cmp.Or(cmp.Compare(a.dev, b.dev), tcOrder(a.f, b.f)) })
-	free := map[int]int{}
-	room := func(dev int) *int {
-		n, ok := free[dev]
-		if !ok {
-			used, total := e.devs[dev].Capacity()
-			n = -1
-			if total > 0 {
-				n = max(total-used, 0)
-			}
-			free[dev] = n
-		}
-		return &n
-	}
-	take := func(c *change) bool {
-		n := room(c.dev)
-		if *n == 0 {
-			return false
-		}
-		if *n > 0 {
-			free[c.dev] = *n - 1
-		}
-		return true
-	}
+	slices.SortStableFunc(changes, func(a, b *change) int {
+		return cmp.Or(cmp.Compare(a.dev, b.dev), cmp.Compare(e.portRank(a.f.Port), e.portRank(b.f.Port)), tcOrder(a.f, b.f))
+	})
+	p := &planner{e: e, free: map[int]int{}, replaced: map[*entry]bool{}, demoted: map[*entry]*flow.Flow{}}
 	for _, c := range changes {
 		if c.failed() || c.target != flow.Hardware || !c.needsRoom() {
 			continue
 		}
-		if !take(c) {
+		if !p.take(c) {
 			used, total := e.devs[c.dev].Capacity()
 			c.target, c.state, c.spilled = 0, StatePending, true
 			c.reasons = []nic.Reason{capacityReason(used, total)}
 		}
 	}
-	replaced := map[*entry]bool{}
 	for _, c := range changes {
-		if c.old != nil {
-			replaced[c.old] = true
+		// A change that already failed leaves the installed version.
+		if c.old != nil && !c.failed() {
+			p.replaced[c.old] = true
 		}
 	}
+	walked := map[chainKey]bool{}
+	upChanged := false
 	for i := 0; i < len(changes); {
 		j := i + 1
 		k := chainKey{changes[i].f.Port, changes[i].f.Chain}
 		for j < len(changes) && changes[j].dev == changes[i].dev && changes[j].f.Port == k.port && changes[j].f.Chain == k.chain {
 			j++
 		}
-		e.planChain(k, changes[i:j], replaced, take)
+		soft := p.walk(k, changes[i:j])
+		if k.chain == 0 && e.portKind(k.port) == nic.PortUplink {
+			p.upSoft(k.port, soft)
+			upChanged = true
+		}
+		walked[k] = true
 		i = j
 	}
-	return changes
+	if upChanged {
+		// New software rules on an uplink may push tunnel rules out.
+		for _, k := range e.tunnelChains() {
+			if !walked[k] {
+				p.walk(k, nil)
+			}
+		}
+	}
+	return changes, p.demoted
 }
 
-// planChain walks one chain's rules in tc order with the batch's changes
-// among them, predicting which run only in software, and keeps a change
-// out of hardware where it would shadow such a rule.
-func (e *Engine) planChain(k chainKey, batch []*change, replaced map[*entry]bool, take func(*change) bool) {
+// planner is the state of one plan: hardware room left per device, the
+// installed flows the batch replaces, the software rules of each uplink's
+// chain 0, and the installed flows the batch pushes out of hardware.
+type planner struct {
+	e        *Engine
+	free     map[int]int // -1: unknown size
+	replaced map[*entry]bool
+	uplinks  map[string][]*flow.Flow
+	demoted  map[*entry]*flow.Flow
+}
+
+// take uses one hardware entry of c's device, if one is left.
+func (p *planner) take(c *change) bool {
+	n, ok := p.free[c.dev]
+	if !ok {
+		used, total := p.e.devs[c.dev].Capacity()
+		n = -1
+		if total > 0 {
+			n = max(total-used, 0)
+		}
+	}
+	if n == 0 {
+		p.free[c.dev] = 0
+		return false
+	}
+	if n > 0 {
+		n--
+	}
+	p.free[c.dev] = n
+	return true
+}
+
+func (p *planner) upSoft(port string, soft []*flow.Flow) {
+	if p.uplinks == nil {
+		p.uplinks = map[string][]*flow.Flow{}
+	}
+	p.uplinks[port] = soft
+}
+
+// uplinkSoft returns the software rules of every uplink's chain 0: as
+// planned where the batch touched them, else as installed.
+func (p *planner) uplinkSoft() []*flow.Flow {
+	var out []*flow.Flow
+	for name, ref := range p.e.ports {
+		if ref.port.Kind != nic.PortUplink {
+			continue
+		}
+		if soft, ok := p.uplinks[name]; ok {
+			out = append(out, soft...)
+			continue
+		}
+		for _, en := range p.e.chainEntries(chainKey{name, 0}) {
+			if en.state == StateSoftware && !p.replaced[en] {
+				out = append(out, en.flow)
+			}
+		}
+	}
+	return out
+}
+
+// walk goes through one chain's rules in tc order with the batch's
+// changes among them, predicting which run only in software, and keeps a
+// change out of hardware where it would shadow such a rule. It returns
+// the chain's rules that run only in software.
+func (p *planner) walk(k chainKey, batch []*change) []*flow.Flow {
+	e := p.e
 	type member struct {
 		f  *flow.Flow
 		en *entry
@@ -173,7 +232,7 @@ func (e *Engine) planChain(k chainKey, batch []*change, replaced map[*entry]bool
 	}
 	var members []member
 	for _, en := range e.chainEntries(k) {
-		if !replaced[en] {
+		if !p.replaced[en] {
 			members = append(members, member{f: en.flow, en: en})
 		}
 	}
@@ -183,14 +242,17 @@ func (e *Engine) planChain(k chainKey, batch []*change, replaced map[*entry]bool
 		}
 	}
 	slices.SortFunc(members, func(a, b member) int { return tcOrder(a.f, b.f) })
-	var soft []*flow.Flow // rules that run only in software so far
+	soft := e.decapShadows(k, p.uplinkSoft) // rules that run only in software so far
 	for _, m := range members {
 		if m.en != nil {
 			switch {
 			case m.en.state == StateSoftware:
 				soft = append(soft, m.f)
-			case m.en.state == StateHardware && m.en.plane == flow.Both && shadowedBy(soft, m.f) != nil:
-				soft = append(soft, m.f) // Apply demotes it
+			case m.en.state == StateHardware && m.en.plane == flow.Both:
+				if by := shadowedBy(soft, m.f); by != nil {
+					p.demoted[m.en] = by // Apply demotes it
+					soft = append(soft, m.f)
+				}
 			}
 			continue
 		}
@@ -205,7 +267,7 @@ func (e *Engine) planChain(k chainKey, batch []*change, replaced map[*entry]bool
 				soft = append(soft, c.f)
 				continue
 			}
-			if c.needsRoom() && !take(c) {
+			if c.needsRoom() && !p.take(c) {
 				used, total := e.devs[c.dev].Capacity()
 				c.state, c.spilled = StateSoftware, true
 				c.reasons = []nic.Reason{capacityReason(used, total)}
@@ -213,6 +275,70 @@ func (e *Engine) planChain(k chainKey, batch []*change, replaced map[*entry]bool
 			}
 		}
 	}
+	return soft
+}
+
+// portRank orders ports the way a packet meets them: uplinks first (a
+// VXLAN frame is classified on the uplink before it is decapsulated for
+// the tunnel device), tunnel devices last.
+func (e *Engine) portRank(port string) int {
+	switch e.portKind(port) {
+	case nic.PortUplink:
+		return 0
+	case nic.PortTunnel:
+		return 2
+	}
+	return 1
+}
+
+// uplinkSoft returns the installed rules of every uplink's chain 0 that
+// run only in software.
+func (e *Engine) uplinkSoft() []*flow.Flow {
+	var out []*flow.Flow
+	for name, ref := range e.ports {
+		if ref.port.Kind == nic.PortUplink {
+			for _, en := range e.chainEntries(chainKey{name, 0}) {
+				if en.state == StateSoftware {
+					out = append(out, en.flow)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// tunnelChains are chain 0 of every tunnel device.
+func (e *Engine) tunnelChains() []chainKey {
+	var out []chainKey
+	for name, ref := range e.ports {
+		if ref.port.Kind == nic.PortTunnel {
+			out = append(out, chainKey{name, 0})
+		}
+	}
+	return out
+}
+
+// decapShadows returns, for chain 0 of a tunnel device, the uplink rules
+// (from uplinkSoft) that run only in software and may match the device's
+// encapsulated frames: software classifies a frame on the uplink before it
+// decapsulates it, while hardware, when the uplink's rules miss,
+// decapsulates it for the tunnel device's rules (mlx5 puts them in the
+// uplink's table). To those rules a tunnel rule in hardware comes first.
+func (e *Engine) decapShadows(k chainKey, uplinkSoft func() []*flow.Flow) []*flow.Flow {
+	ref, ok := e.ports[k.port]
+	if k.chain != 0 || !ok || ref.port.Kind != nic.PortTunnel {
+		return nil
+	}
+	// What hardware decapsulates: whole UDP datagrams to the device's port.
+	outer := flow.Match{IPProto: flow.ProtoUDP, DstPort: flow.Masked16{Value: ref.port.TunnelDstPort, Mask: 0xffff},
+		Frag: flow.Masked32{Value: 0, Mask: flow.FragIsFragment}}
+	var out []*flow.Flow
+	for _, s := range uplinkSoft() {
+		if flow.Overlap(&s.Match, &outer) {
+			out = append(out, s) // ahead of every rule of the chain
+		}
+	}
+	return out
 }
 
 func capacityReason(used, total int) nic.Reason {
@@ -227,10 +353,16 @@ func (e *Engine) chainEntries(k chainKey) []*entry {
 	return nil
 }
 
-// shadowedBy returns a rule of soft that runs no later than f in its
-// chain and may match the same packets.
+// shadowedBy returns a rule of soft that runs no later than f and may
+// match the same packets: one of f's chain with a priority not above
+// f's, or an uplink rule ahead of a tunnel device's chain 0 (its match is
+// on the outer headers, f's on the inner ones, so only the ports say
+// they may meet: decapShadows picked it for that).
 func shadowedBy(soft []*flow.Flow, f *flow.Flow) *flow.Flow {
 	for _, s := range soft {
+		if s.Port != f.Port {
+			return s
+		}
 		if s.Priority <= f.Priority && s.ID != f.ID && flow.Overlap(&s.Match, &f.Match) {
 			return s
 		}
@@ -243,15 +375,23 @@ func shadowedBy(soft []*flow.Flow, f *flow.Flow) *flow.Flow {
 // software (what plan predicted, and any surprise the devices gave).
 // Callers hold e.mu.
 func (e *Engine) fixShadows(ctx context.Context, keys map[chainKey]bool) {
+	for k := range keys {
+		if k.chain == 0 && e.portKind(k.port) == nic.PortUplink {
+			for _, t := range e.tunnelChains() {
+				keys[t] = true
+			}
+			break
+		}
+	}
 	var demote []*entry
 	var by []*flow.Flow
 	for k := range keys {
+		soft := e.decapShadows(k, e.uplinkSoft)
 		ens := slices.Clone(e.chainEntries(k))
-		if !slices.ContainsFunc(ens, func(en *entry) bool { return en.state == StateSoftware }) {
+		if len(soft) == 0 && !slices.ContainsFunc(ens, func(en *entry) bool { return en.state == StateSoftware }) {
 			continue
 		}
 		slices.SortFunc(ens, func(a, b *entry) int { return tcOrder(a.flow, b.flow) })
-		var soft []*flow.Flow
 		for _, en := range ens {
 			switch {
 			case en.state == StateSoftware:

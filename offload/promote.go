@@ -84,6 +84,7 @@ func (e *Engine) promote(ctx context.Context, dev int, ens []*entry) int {
 	softOf := func(k chainKey) []*flow.Flow {
 		s, ok := soft[k]
 		if !ok {
+			s = e.decapShadows(k, e.uplinkSoft)
 			for _, en := range e.chainEntries(k) {
 				if en.state == StateSoftware && !promotable(en) {
 					s = append(s, en.flow)

@@ -99,7 +99,8 @@ func (e *Engine) place(ctx context.Context, ens []*entry) {
 	for k, en := range ens {
 		changes[k] = &change{i: k, f: en.flow, dev: en.dev}
 	}
-	e.program(ctx, e.plan(changes))
+	planned, _ := e.plan(changes)
+	e.program(ctx, planned)
 	now := e.now()
 	touched := map[chainKey]bool{}
 	for _, c := range changes {

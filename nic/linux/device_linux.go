@@ -42,6 +42,9 @@ type Device struct {
 	handles handles              // filter handles in use, over all filter lists
 	enc     tcflower.Encoder
 
+	// setMode is setDevlinkMode; tests replace it.
+	setMode func(addr, mode string) error
+
 	events    chan nic.Event
 	done      chan struct{}
 	wg        sync.WaitGroup
@@ -95,6 +98,7 @@ func New(cfg Config) (*Device, error) {
 	if d.log == nil {
 		d.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	d.setMode = d.setDevlinkMode
 	if d.ns == 0 {
 		d.ns = netns.None()
 	}
@@ -147,9 +151,12 @@ func (d *Device) closeConns() {
 	d.h.Close()
 }
 
-// Info describes the device.
+// Info describes the device. It reads the eswitch mode under the lock
+// SetEswitchMode writes it with.
 func (d *Device) Info() nic.Info {
+	d.mu.Lock()
 	in := d.cfg.Info
+	d.mu.Unlock()
 	if in.Name == "" {
 		in.Name = d.cfg.Uplink
 	}
@@ -189,16 +196,25 @@ func (d *Device) SetEswitchMode(_ context.Context, mode nic.EswitchMode) error {
 	if addr == "" {
 		return fmt.Errorf("set eswitch mode of %s: no PCI address configured: %w", d.cfg.Uplink, nic.ErrNotFound)
 	}
-	dev, err := d.h.DevLinkGetDeviceByName("pci", addr)
-	if err != nil {
-		return fmt.Errorf("find devlink device pci/%s: %w", addr, err)
-	}
-	if err := d.h.DevLinkSetEswitchMode(dev, mode.String()); err != nil {
-		return fmt.Errorf("set eswitch mode of pci/%s to %s: %w", addr, mode, err)
+	if err := d.setMode(addr, mode.String()); err != nil {
+		return err
 	}
 	d.mu.Lock()
 	d.cfg.Info.EswitchMode = mode
 	d.mu.Unlock()
+	return nil
+}
+
+// setDevlinkMode sets a PCI devlink device's eswitch mode.
+// Equivalent to: devlink dev eswitch set pci/ADDR mode M.
+func (d *Device) setDevlinkMode(addr, mode string) error {
+	dev, err := d.h.DevLinkGetDeviceByName("pci", addr)
+	if err != nil {
+		return fmt.Errorf("find devlink device pci/%s: %w", addr, err)
+	}
+	if err := d.h.DevLinkSetEswitchMode(dev, mode); err != nil {
+		return fmt.Errorf("set eswitch mode of pci/%s to %s: %w", addr, mode, err)
+	}
 	return nil
 }
 

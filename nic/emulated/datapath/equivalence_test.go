@@ -928,31 +928,10 @@ func eqSeeds(t *testing.T) []uint64 {
 	return seeds
 }
 
-// eqKnownBug names a mismatch of a known engine bug, or "". Each has a
-// reproducer in TestPlacementEquivalenceBugs.
-func eqKnownBug(m *eqMismatch) string {
-	if m.a == nil || m.b == nil {
-		return ""
-	}
-	// The tunnel device's rules run in hardware when a VXLAN frame misses
-	// the uplink's chain 0 there; a software-only uplink rule that matches
-	// the outer frame would have taken it first.
-	hwDecap := slices.ContainsFunc(m.a.Steps, func(s datapath.Step) bool {
-		return s.Kind == datapath.StepMiss && strings.HasPrefix(s.Text, "hardware decapsulates the VXLAN frame")
-	})
-	uplinkRule := slices.ContainsFunc(m.b.Steps, func(s datapath.Step) bool {
-		return s.Kind == datapath.StepRule && s.Matched && s.Depth == 0 && s.Port == up
-	})
-	if hwDecap && uplinkRule {
-		return "uplink-rule-in-software-shadowed-by-tunnel-rule"
-	}
-	return ""
-}
-
 func TestPlacementEquivalence(t *testing.T) {
 	ports := eqPorts(t)
 	stats := &eqStats{verdicts: map[datapath.Verdict]int{}}
-	placed, known := map[string]int{}, map[string]int{}
+	placed := map[string]int{}
 	start := time.Now()
 	seeds := eqSeeds(t)
 	for _, seed := range seeds {
@@ -960,16 +939,8 @@ func TestPlacementEquivalence(t *testing.T) {
 		m, err := runEqCase(c, stats)
 		require.NoError(t, err, "seed %d", seed)
 		if m != nil {
-			bug := eqKnownBug(m)
 			c, m = eqShrink(c, m)
-			if bug == "" {
-				t.Fatal(eqReport(c, m))
-			}
-			// The rest of this case's packets go unchecked.
-			if known[bug]++; known[bug] == 1 {
-				t.Logf("known bug %s (first case, shrunk):\n%s", bug, eqReport(c, m))
-			}
-			continue
+			t.Fatal(eqReport(c, m))
 		}
 		if w, err := newEqWorld(c, false); err == nil {
 			for _, st := range w.eng.List(offload.Filter{}) {
@@ -982,13 +953,13 @@ func TestPlacementEquivalence(t *testing.T) {
 			w.close()
 		}
 	}
-	t.Logf("%d cases in %v: %s; flows placed in world A: %v; cases stopped by known bugs: %v",
-		len(seeds), time.Since(start).Round(time.Millisecond), stats, placed, known)
+	t.Logf("%d cases in %v: %s; flows placed in world A: %v",
+		len(seeds), time.Since(start).Round(time.Millisecond), stats, placed)
 }
 
 // TestPlacementEquivalenceBugs keeps minimal reproducers of the mismatches
-// TestPlacementEquivalence found that are engine bugs. Each skips while
-// the bug is there and passes once it is fixed.
+// TestPlacementEquivalence found in the engine, fixed since: an uplink
+// rule that runs only in software comes before the tunnel device's rules.
 func TestPlacementEquivalenceBugs(t *testing.T) {
 	udp := ipv4(flow.Match{IPProto: flow.ProtoUDP})
 	// nfp needs an exact outer destination on tunnel rules.
@@ -1021,12 +992,13 @@ func TestPlacementEquivalenceBugs(t *testing.T) {
 				late: []bool{tc.uplinkLate, false}, older: make([]*flow.Flow, 2), pkts: []eqPkt{overlay}}
 			m, err := runEqCase(c, nil)
 			require.NoError(t, err)
-			if m != nil {
-				assert.Equal(t, "uplink-rule-in-software-shadowed-by-tunnel-rule", eqKnownBug(m))
-				t.Skip("BUG: a tunnel-device rule in hardware takes VXLAN frames before an overlapping uplink chain-0 rule " +
-					"that runs only in software (the ordering rule looks at one chain only; mlx5 puts tunnel-device rules in " +
-					"the uplink's hardware table, where a frame that misses the uplink's rules meets them):\n" + eqReport(c, m))
-			}
+			require.Nil(t, m, "a tunnel-device rule in hardware must not take VXLAN frames before an overlapping "+
+				"uplink chain-0 rule that runs only in software:\n%s", func() string {
+				if m == nil {
+					return ""
+				}
+				return eqReport(c, m)
+			}())
 		})
 	}
 }

@@ -253,6 +253,9 @@ func (r *run) classify(port nic.Port, p *pkt, plane flow.Plane, chain uint32, b 
 // rules into the uplink's hardware table. When one matches, the packet is
 // decapsulated and classified there; otherwise it stays as it was.
 func (r *run) hardwareDecap(uplink nic.Port, p *pkt, b branch) bool {
+	if p.k.frag&flow.FragIsFragment != 0 {
+		return false // a NIC decapsulates whole datagrams only
+	}
 	tp, inner, ok := r.dp.vxlanInnerAny(p)
 	if !ok {
 		return false
