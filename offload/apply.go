@@ -16,7 +16,7 @@ type change struct {
 	dev int
 	old *entry
 
-	// target is the plane the copy goes to, 0 for none (pending).
+	// target is the plane the copy goes to, noCopy for none (pending).
 	target  flow.Plane
 	state   State
 	reasons []nic.Reason
@@ -27,6 +27,10 @@ type change struct {
 }
 
 func (c *change) failed() bool { return c.err != nil }
+
+// noCopy is the target of a change that installs nothing (a pending
+// hardware-only flow).
+const noCopy flow.Plane = 0xff
 
 // chain is the (port, chain) the change's flow goes to.
 func (c *change) chain() chainKey { return chainKey{c.f.Port, c.f.Chain} }
@@ -303,8 +307,12 @@ func (e *Engine) program(ctx context.Context, changes []*change) {
 func (e *Engine) record(c *change, plane flow.Plane, op nic.OpKind, err error) {
 	if err == nil {
 		c.done = op
-		if plane != flow.Software {
+		switch plane {
+		case flow.Both:
 			c.state, c.reasons, c.spilled = StateHardware, nil, false
+		case flow.Hardware:
+			// Keeps plan's note of a software rule it may take packets of.
+			c.state, c.spilled = StateHardware, false
 		}
 		return
 	}
@@ -321,7 +329,7 @@ func (e *Engine) record(c *change, plane flow.Plane, op nic.OpKind, err error) {
 	reason, retry := refusalReason(err)
 	if retry {
 		// Hardware-only and no room (or a device error): it waits.
-		c.target, c.state, c.reasons, c.spilled = 0, StatePending, []nic.Reason{reason}, true
+		c.target, c.state, c.reasons, c.spilled = noCopy, StatePending, []nic.Reason{reason}, true
 		return
 	}
 	var re *nic.RefusedError
@@ -435,6 +443,7 @@ func (e *Engine) delete(ctx context.Context, ids []string) ([]DeleteResult, func
 		refs[plane][en.dev] = append(refs[plane][en.dev], del{k, en})
 	}
 	freed := false
+	touched := map[chainKey]bool{}
 	for plane, perDev := range perPlane {
 		for dev, ops := range perDev {
 			errs := e.devs[dev].Program(ctx, plane, ops)
@@ -445,11 +454,14 @@ func (e *Engine) delete(ctx context.Context, ids []string) ([]DeleteResult, func
 				}
 				// A software flow gone may let a rule it shadowed into hardware.
 				freed = true
+				touched[chainKey{d.en.flow.Port, d.en.flow.Chain}] = true
 				e.forget(d.en.flow.ID, d.en)
 				gone = append(gone, d.en.flow.ID)
 			}
 		}
 	}
+	// Hardware-only flows the gone ones ran before no longer say so.
+	e.fixShadows(ctx, touched)
 	wait := e.persist(&persistOp{del: gone})
 	if freed {
 		e.signalFreed()

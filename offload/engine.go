@@ -312,7 +312,7 @@ func (e *Engine) ExplainBatch(ctx context.Context, flows []*flow.Flow) []Explana
 		}
 		changes = append(changes, &change{i: i, f: f, dev: e.ports[f.Port].dev, old: old})
 	}
-	planned, demoted := e.plan(changes)
+	planned, p := e.plan(changes)
 	for i, f := range batch {
 		x := &xs[i]
 		if x.Changed || len(x.Violations) > 0 {
@@ -320,8 +320,11 @@ func (e *Engine) ExplainBatch(ctx context.Context, flows []*flow.Flow) []Explana
 		}
 		old := e.flows[f.ID]
 		x.State, x.Reasons = old.state, old.reasons
-		if by, ok := demoted[old]; ok {
+		if by, ok := p.demoted[old]; ok {
 			x.State, x.Reasons = StateSoftware, []nic.Reason{shadowReason(by)}
+		}
+		if rs, ok := p.hwOnly[old]; ok {
+			x.Reasons = rs
 		}
 	}
 	for _, c := range planned {

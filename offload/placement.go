@@ -31,6 +31,27 @@ import (
 // overlapping rule of its chain runs only in software.
 const ReasonShadowed nic.ReasonCode = "earlier-rule-in-software"
 
+// ReasonHardwareOnlyFirst marks a hardware-only flow in hardware that
+// takes packets an earlier rule running only in software would take in
+// software: the one case where placement changes a packet's fate, as its
+// policy asked.
+const ReasonHardwareOnlyFirst nic.ReasonCode = "hardware-only-before-software-rule"
+
+func hardwareOnlyReason(by *flow.Flow) nic.Reason {
+	return nic.Reason{Code: ReasonHardwareOnlyFirst, Message: fmt.Sprintf(
+		"hardware-only (skip_sw): flow %s (%s chain %d priority %d) runs before this one in software and may match "+
+			"the same packets; in hardware this flow takes them first", by.ID, by.Port, by.Chain, by.Priority)}
+}
+
+// hardwareOnlyReasons are the reasons of a hardware-only flow in hardware
+// that soft may shadow (none when it shadows nothing).
+func hardwareOnlyReasons(soft []*flow.Flow, f *flow.Flow) []nic.Reason {
+	if by := shadowedBy(soft, f); by != nil {
+		return []nic.Reason{hardwareOnlyReason(by)}
+	}
+	return nil
+}
+
 func shadowReason(by *flow.Flow) nic.Reason {
 	return nic.Reason{Code: ReasonShadowed, Message: fmt.Sprintf(
 		"flow %s (%s chain %d priority %d) runs before this one, may match the same packets and is not in hardware; "+
@@ -108,21 +129,22 @@ func (c *change) needsRoom() bool {
 // the ordering rule per chain. It sorts changes into that order and
 // returns the installed flows the batch will push out of hardware (with
 // the rule that shadows each). Explain runs the same.
-func (e *Engine) plan(changes []*change) ([]*change, map[*entry]*flow.Flow) {
+func (e *Engine) plan(changes []*change) ([]*change, *planner) {
 	for _, c := range changes {
 		e.decide(c)
 	}
 	slices.SortStableFunc(changes, func(a, b *change) int {
 		return cmp.Or(cmp.Compare(a.dev, b.dev), cmp.Compare(e.portRank(a.f.Port), e.portRank(b.f.Port)), tcOrder(a.f, b.f))
 	})
-	p := &planner{e: e, free: map[int]int{}, replaced: map[*entry]bool{}, demoted: map[*entry]*flow.Flow{}}
+	p := &planner{e: e, free: map[int]int{}, replaced: map[*entry]bool{}, demoted: map[*entry]*flow.Flow{},
+		hwOnly: map[*entry][]nic.Reason{}}
 	for _, c := range changes {
 		if c.failed() || c.target != flow.Hardware || !c.needsRoom() {
 			continue
 		}
 		if !p.take(c) {
 			used, total := e.devs[c.dev].Capacity()
-			c.target, c.state, c.spilled = 0, StatePending, true
+			c.target, c.state, c.spilled = noCopy, StatePending, true
 			c.reasons = []nic.Reason{capacityReason(used, total)}
 		}
 	}
@@ -148,6 +170,21 @@ func (e *Engine) plan(changes []*change) ([]*change, map[*entry]*flow.Flow) {
 		walked[k] = true
 		i = j
 	}
+	// Chains that flows of the batch leave: what they held back changes.
+	for _, c := range changes {
+		if c.old == nil || c.failed() {
+			continue
+		}
+		k := chainKey{c.old.flow.Port, c.old.flow.Chain}
+		if !walked[k] {
+			soft := p.walk(k, nil)
+			if k.chain == 0 && e.portKind(k.port) == nic.PortUplink {
+				p.upSoft(k.port, soft)
+				upChanged = true
+			}
+			walked[k] = true
+		}
+	}
 	if upChanged {
 		// New software rules on an uplink may push tunnel rules out.
 		for _, k := range e.tunnelChains() {
@@ -156,7 +193,7 @@ func (e *Engine) plan(changes []*change) ([]*change, map[*entry]*flow.Flow) {
 			}
 		}
 	}
-	return changes, p.demoted
+	return changes, p
 }
 
 // planner is the state of one plan: hardware room left per device, the
@@ -168,6 +205,8 @@ type planner struct {
 	replaced map[*entry]bool
 	uplinks  map[string][]*flow.Flow
 	demoted  map[*entry]*flow.Flow
+	// hwOnly are the reasons installed hardware-only flows will report.
+	hwOnly map[*entry][]nic.Reason
 }
 
 // take uses one hardware entry of c's device, if one is left.
@@ -237,7 +276,7 @@ func (p *planner) walk(k chainKey, batch []*change) []*flow.Flow {
 		}
 	}
 	for _, c := range batch {
-		if !c.failed() && c.target != 0 {
+		if !c.failed() && c.target != noCopy {
 			members = append(members, member{f: c.f, c: c})
 		}
 	}
@@ -253,11 +292,15 @@ func (p *planner) walk(k chainKey, batch []*change) []*flow.Flow {
 					p.demoted[m.en] = by // Apply demotes it
 					soft = append(soft, m.f)
 				}
+			case m.en.state == StateHardware && m.en.plane == flow.Hardware:
+				p.hwOnly[m.en] = hardwareOnlyReasons(soft, m.f)
 			}
 			continue
 		}
 		c := m.c
 		switch c.target {
+		case flow.Hardware:
+			c.reasons = hardwareOnlyReasons(soft, c.f)
 		case flow.Software:
 			soft = append(soft, c.f)
 		case flow.Both:
@@ -388,7 +431,9 @@ func (e *Engine) fixShadows(ctx context.Context, keys map[chainKey]bool) {
 	for k := range keys {
 		soft := e.decapShadows(k, e.uplinkSoft)
 		ens := slices.Clone(e.chainEntries(k))
-		if len(soft) == 0 && !slices.ContainsFunc(ens, func(en *entry) bool { return en.state == StateSoftware }) {
+		if len(soft) == 0 && !slices.ContainsFunc(ens, func(en *entry) bool {
+			return en.state == StateSoftware || en.plane == flow.Hardware && len(en.reasons) > 0
+		}) {
 			continue
 		}
 		slices.SortFunc(ens, func(a, b *entry) int { return tcOrder(a.flow, b.flow) })
@@ -402,6 +447,8 @@ func (e *Engine) fixShadows(ctx context.Context, keys map[chainKey]bool) {
 					by = append(by, s)
 					soft = append(soft, en.flow)
 				}
+			case en.state == StateHardware && en.plane == flow.Hardware:
+				e.setReasons(en, hardwareOnlyReasons(soft, en.flow))
 			}
 		}
 	}
@@ -412,7 +459,20 @@ func (e *Engine) fixShadows(ctx context.Context, keys map[chainKey]bool) {
 	for i := range demote {
 		reasons[i] = shadowReason(by[i])
 	}
-	e.moveToSoftware(ctx, demote, reasons, true)
+	if n, _ := e.moveToSoftware(ctx, demote, reasons, true); n > 0 {
+		// What they now hold back (a tunnel rule behind an uplink rule,
+		// a hardware-only flow's note) is seen on the next pass.
+		e.fixShadows(ctx, keys)
+	}
+}
+
+// setReasons changes en's reasons, telling watchers when they change.
+func (e *Engine) setReasons(en *entry, rs []nic.Reason) {
+	if slices.Equal(en.reasons, rs) {
+		return
+	}
+	en.reasons = rs
+	e.notify(Event{Kind: EventUpsert, Status: e.status(en.flow.ID, en)})
 }
 
 // moveToSoftware puts ens, flows in hardware, in software only:

@@ -1140,11 +1140,11 @@ func TestHardwareOnlyFlowsMayDiffer(t *testing.T) {
 		assert.Equal(t, datapath.VerdictForwarded, tb.Verdict)
 	})
 
-	t.Run("it shadows an earlier software rule and nothing says so", func(t *testing.T) {
+	t.Run("it shadows an earlier software rule and its reason says so", func(t *testing.T) {
 		// The ordering rule keeps auto flows out of hardware behind a
 		// software-only rule, not hardware-only ones: "fwd" takes DNS in
-		// hardware before "tap" can mirror it, and its status is plain
-		// hardware. Hardware-only is the user's call; this pins it down.
+		// hardware before "tap" can mirror it. Hardware-only is the
+		// user's call; the flow's reason names the rule it goes before.
 		dns := ipv4(flow.Match{IPProto: flow.ProtoUDP, DstPort: port16(53)})
 		tap := fl("tap", rep0, 0, 1, dns, mirror(rep1), redirect(up))
 		tap.Policy = flow.PolicySoftwareOnly
@@ -1152,7 +1152,9 @@ func TestHardwareOnlyFlowsMayDiffer(t *testing.T) {
 		a, b := pair(t, c)
 		st := status(t, a, "fwd")
 		assert.Equal(t, offload.StateHardware, st.State)
-		assert.Empty(t, st.Reasons, "no reason mentions the rule it shadows")
+		require.NotEmpty(t, st.Reasons, "a reason names the rule it goes before")
+		assert.Equal(t, offload.ReasonHardwareOnlyFirst, st.Reasons[0].Code)
+		assert.Contains(t, st.Reasons[0].Message, "flow tap")
 		ta, tb := send(t, a, b, vf0, "udp,dport=53")
 		assert.Len(t, ta.Outputs, 1, "no mirror copy in hardware\n%s", ta)
 		assert.Len(t, tb.Outputs, 2, "the mirror copy and the packet in software\n%s", tb)
