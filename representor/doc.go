@@ -13,5 +13,10 @@
 // Watcher rescans on netlink link events and emits port diffs as
 // nic.Events.
 //
+// No test runs discovery against a kernel driver: the kernel VM's Debian
+// kernel has no netdevsim and QEMU 7.2 no SR-IOV NIC.
+// docs/sriov-kernel-tier.md lists what netdevsim would cover and what only
+// the fake trees can.
+//
 // The package only reads; configuring VFs and eswitch modes is package vfmgr.
 package representor
