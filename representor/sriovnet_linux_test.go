@@ -164,7 +164,7 @@ func TestSysfsAt(t *testing.T) {
 	root := t.TempDir()
 	require.NoError(t, os.MkdirAll(filepath.Join(root, "class/net/eth0"), 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(root, "class/net/eth0/phys_port_name"), []byte("p0\n"), 0o644))
-	fs := sysfsAt{root: root}
+	fs := newSysfsAt(root)
 
 	b, err := fs.ReadFile("/sys/class/net/eth0/phys_port_name")
 	require.NoError(t, err)
@@ -182,4 +182,17 @@ func TestSysfsAt(t *testing.T) {
 	b, err = os.ReadFile(filepath.Join(root, "class/net/eth0/phys_port_name"))
 	require.NoError(t, err)
 	assert.Equal(t, "p0\n", string(b))
+
+	// One sysfsAt serves one scan: what it read once it does not read again.
+	require.NoError(t, os.WriteFile(filepath.Join(root, "class/net/eth0/phys_port_name"), []byte("p1\n"), 0o644))
+	require.NoError(t, os.Mkdir(filepath.Join(root, "class/net/eth1"), 0o755))
+	b, err = fs.ReadFile("/sys/class/net/eth0/phys_port_name")
+	require.NoError(t, err)
+	assert.Equal(t, "p0\n", string(b))
+	infos, err = fs.ReadDir("/sys/class/net")
+	require.NoError(t, err)
+	assert.Len(t, infos, 1)
+	b, err = newSysfsAt(root).ReadFile("/sys/class/net/eth0/phys_port_name")
+	require.NoError(t, err)
+	assert.Equal(t, "p1\n", string(b))
 }
