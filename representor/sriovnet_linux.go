@@ -56,10 +56,12 @@ type portLister interface {
 // findRepresentors sets each PF's uplink and each VF's representor as
 // sriovnet finds them (GetUplinkRepresentor, GetVfRepresentor): the
 // physical and local pci_vf devlink ports of the PF when the eswitch
-// reader lists ports, else the netdevs below the PF's PCI device with a
-// phys_switch_id and a phys_port_name "p<n>" or "pf<p>vf<n>". Names that
-// are not in devs (gone since the netdev walk) are dropped. A PF netdev
-// named "p<n>" that sriovnet does not confirm stays its own uplink.
+// reader lists ports, else the netdevs below the PF's PCI device by
+// phys_port_name: "p<n>" with a phys_switch_id for the uplink,
+// "pf<p>vf<n>" for VF n whatever p is (as our own matching did), never
+// "c<c>pf<p>vf<n>" or "pf<p>sf<n>". Names that are not in devs (gone since
+// the netdev walk) are dropped. A PF netdev named "p<n>" that sriovnet
+// does not confirm stays its own uplink.
 func (s *SysfsScanner) findRepresentors(snap *Snapshot, devs map[string]netdevInfo) error {
 	ports, _ := s.eswitch.(portLister)
 	known := func(name string, err error) bool { _, ok := devs[name]; return err == nil && ok }
