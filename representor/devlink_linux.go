@@ -17,7 +17,10 @@ type Devlink struct {
 	h  *netlink.Handle
 }
 
-var _ EswitchReader = (*Devlink)(nil)
+var (
+	_ EswitchReader = (*Devlink)(nil)
+	_ portLister    = (*Devlink)(nil)
+)
 
 // NewDevlink opens a devlink socket in the network namespace ns (use
 // netns.None() for the caller's own). Devlink instances belong to a netns.
@@ -39,6 +42,19 @@ func (d *Devlink) EswitchMode(bus, device string) (nic.EswitchMode, error) {
 		return 0, fmt.Errorf("get devlink device %s/%s: %w", bus, device, err)
 	}
 	return ParseEswitchMode(dev.Attrs.Eswitch.Mode)
+}
+
+// Ports lists the devlink ports of every devlink instance in the
+// namespace, which discovery hands to sriovnet to find representors.
+// Equivalent to: devlink port show
+func (d *Devlink) Ports() ([]*netlink.DevlinkPort, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ports, err := d.h.DevLinkGetAllPortList()
+	if err != nil {
+		return nil, fmt.Errorf("list devlink ports: %w", err)
+	}
+	return ports, nil
 }
 
 // Close releases the socket.

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/offloadd/offloadd/nic"
 )
@@ -138,4 +139,15 @@ func TestPrivilegedRealSysfsAndDevlink(t *testing.T) {
 	}
 	_, err = dl.EswitchMode("pci", "0000:ff:1f.7")
 	assert.ErrorContains(t, err, "pci/0000:ff:1f.7")
+	// The port dump sriovnet is given. Without devlink instances this
+	// kernel (6.18) answers the dump with ENOENT; sriovnet then reads
+	// phys_port_name, and the scan above succeeded either way.
+	ports, err := dl.Ports()
+	if err != nil {
+		assert.ErrorIs(t, err, unix.ENOENT)
+		assert.ErrorContains(t, err, "list devlink ports")
+	}
+	for _, p := range ports {
+		t.Logf("devlink port %s/%s/%d %s flavour %d", p.BusName, p.DeviceName, p.PortIndex, p.NetdeviceName, p.PortFlavour)
+	}
 }

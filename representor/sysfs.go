@@ -29,8 +29,12 @@ type EswitchReader interface {
 //	bus/pci/devices/<pf>/virtfn<N> -> ../<vf>
 //	bus/pci/devices/<pci>/driver -> .../drivers/<driver>
 //	bus/pci/devices/<vf>/net/<vfnetdev>/, bus/pci/devices/<vf>/infiniband/
+//	bus/pci/devices/<pf>/net/<uplink or representor>/
 //
-// Only netdevs of the network namespace sysfs was mounted in are seen.
+// Uplinks and VF representors are found by sriovnet, reading the same
+// tree (see findRepresentors); on Linux only, elsewhere Scan fails with
+// nic.ErrNotImplemented. Only netdevs of the network namespace sysfs was
+// mounted in are seen.
 type SysfsScanner struct {
 	root    string
 	eswitch EswitchReader
@@ -38,6 +42,8 @@ type SysfsScanner struct {
 
 // NewSysfsScanner returns a scanner of the sysfs tree at root ("/sys" on a
 // host). eswitch may be nil: the mode is then inferred from representors.
+// When eswitch also lists devlink ports (*Devlink does), sriovnet asks
+// devlink for representors before it reads phys_port_name.
 func NewSysfsScanner(root string, eswitch EswitchReader) *SysfsScanner {
 	return &SysfsScanner{root: root, eswitch: eswitch}
 }
@@ -99,7 +105,9 @@ func (s *SysfsScanner) Scan(ctx context.Context) (Snapshot, error) {
 			snap.PFs = append(snap.PFs, pf)
 		}
 	}
-	s.attachRepresentors(&snap, names, devs)
+	if err := s.attachRepresentors(&snap, names, devs); err != nil {
+		return Snapshot{}, err
+	}
 	for i := range snap.PFs {
 		pf := &snap.PFs[i]
 		if pf.EswitchErr != "" {
@@ -233,55 +241,38 @@ func (s *SysfsScanner) readVFs(pfPCI string) ([]VF, error) {
 	return vfs, nil
 }
 
-// attachRepresentors assigns each VF representor ("pf<p>vf<n>") to its VF.
-// A representor belongs to the PF whose PCI device is its parent (mlx5,
-// ice); failing that, to the PF with the same switch ID and PF number.
-// Representors with a controller number stand for another host's VFs and
-// are not attached.
-func (s *SysfsScanner) attachRepresentors(snap *Snapshot, names []string, devs map[string]netdevInfo) {
+// attachRepresentors finds the uplinks and VF representors with sriovnet
+// (findRepresentors), then attaches the VF representors sriovnet cannot
+// see because no PF's PCI device is their parent (nfp): by switch ID and
+// the PF number of their phys_port_name "pf<p>vf<n>". Representors with a
+// controller number ("c1pf0vf3") stand for another host's VFs, as on a
+// DPU, and are not attached.
+func (s *SysfsScanner) attachRepresentors(snap *Snapshot, names []string, devs map[string]netdevInfo) error {
+	if err := s.findRepresentors(snap, devs); err != nil {
+		return err
+	}
+	parent := map[string]bool{}
+	for _, pf := range snap.PFs {
+		parent[pf.PCI] = true
+	}
 	for _, name := range names {
 		d := devs[name]
-		if d.portName.Kind != NameVF || d.portName.Controller >= 0 || d.link.SwitchID == "" {
+		if d.portName.Kind != NameVF || d.portName.Controller >= 0 || d.link.SwitchID == "" || parent[d.pci] {
 			continue
 		}
-		owner := -1
-		for i, pf := range snap.PFs {
-			if pf.SwitchID != d.link.SwitchID {
-				continue
-			}
-			if pf.PCI == d.pci {
-				owner = i
-				break
-			}
-			if pf.Index == d.portName.PF && owner < 0 {
-				owner = i
-			}
-		}
-		if owner < 0 {
+		i := slices.IndexFunc(snap.PFs, func(pf PF) bool {
+			return pf.SwitchID == d.link.SwitchID && pf.Index == d.portName.PF
+		})
+		if i < 0 {
 			continue
 		}
-		pf := &snap.PFs[owner]
-		for j := range pf.VFs {
-			if pf.VFs[j].Index == d.portName.Num {
-				pf.VFs[j].Representor = name
+		for j, vf := range snap.PFs[i].VFs {
+			if vf.Index == d.portName.Num {
+				snap.PFs[i].VFs[j].Representor = name
 			}
 		}
 	}
-	// A PF netdev without a "p<n>" name may still have an uplink
-	// representor of its own (older mlx5 "nic_netdev" uplink mode).
-	for i := range snap.PFs {
-		pf := &snap.PFs[i]
-		if pf.Uplink != "" {
-			continue
-		}
-		for _, name := range names {
-			d := devs[name]
-			if d.portName.Kind == NamePhysical && d.pci == pf.PCI && pf.SwitchID != "" && d.link.SwitchID == pf.SwitchID {
-				pf.Uplink = name
-				break
-			}
-		}
-	}
+	return nil
 }
 
 // readNetdev reads one netdev's attributes; ok is false when it vanished.

@@ -1,3 +1,7 @@
+//go:build linux
+
+// The SysfsScanner finds representors with sriovnet, which builds on Linux only.
+
 package representor
 
 import (
