@@ -78,11 +78,11 @@ func (e *Engine) Durability() (error, uint64) {
 	return e.persister.state()
 }
 
-// apply does Apply under e.mu and returns the wait for its changes to be
-// durable.
+// apply does Apply as the writer and returns the wait for its changes to
+// be durable.
 func (e *Engine) apply(ctx context.Context, flows []*flow.Flow, opt ApplyOptions) ([]Result, func() error, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.wmu.Lock()
+	defer e.wmu.Unlock()
 	if e.closed {
 		return nil, noWait, fmt.Errorf("apply flows: %w", ErrClosed)
 	}
@@ -109,8 +109,7 @@ func (e *Engine) apply(ctx context.Context, flows []*flow.Flow, opt ApplyOptions
 		}
 		old := e.flows[f.ID]
 		if old != nil && old.flow.Equal(f) {
-			results[i].Outcome = OutcomeUnchanged
-			results[i].Status = e.status(f.ID, old)
+			results[i].Outcome = OutcomeUnchanged // its status comes last
 			continue
 		}
 		c := &slab[i]
@@ -149,34 +148,40 @@ func (e *Engine) apply(ctx context.Context, flows []*flow.Flow, opt ApplyOptions
 		r := &results[c.i]
 		if c.failed() {
 			r.Outcome, r.Err = OutcomeFailed, c.err
-			if c.old != nil {
-				r.Status = e.status(c.f.ID, c.old)
-			}
 			continue
 		}
-		en := &entry{flow: c.f, state: c.state, plane: c.target, reasons: c.reasons, gen: 1, dev: c.dev, updated: stampOf(now), spilled: c.spilled}
 		r.Outcome = OutcomeCreated
 		if c.old != nil {
 			r.Outcome = OutcomeUpdated
-			en.gen = c.old.gen + 1
 			touched[chainKey{c.old.flow.Port, c.old.flow.Chain}] = true
 		}
-		e.install(c, en)
 		touched[c.chain()] = true
 		installed = append(installed, c)
+	}
+	saved = make([]StoredFlow, 0, len(installed))
+	e.commit(len(installed), func(k int) {
+		c := installed[k]
+		en := &entry{flow: c.f, state: c.state, plane: c.target, reasons: c.reasons, gen: 1, dev: c.dev, updated: stampOf(now), spilled: c.spilled}
+		if c.old != nil {
+			en.gen = c.old.gen + 1
+		}
+		e.install(c, en)
 		saved = append(saved, StoredFlow{Flow: c.f, Generation: en.gen})
-	}
+	})
 	e.fixShadows(ctx, touched)
-	for _, c := range installed {
-		results[c.i].Status = e.status(c.f.ID, e.flows[c.f.ID])
-	}
-	// Unchanged flows answer with their status after the batch: it may
-	// have pushed them out of hardware.
+	// Every answer is the flow's status after the batch: it may have
+	// pushed unchanged flows out of hardware; a failed change keeps the
+	// installed version.
+	e.mu.RLock()
 	for i := range results {
-		if results[i].Outcome == OutcomeUnchanged {
-			results[i].Status = e.status(results[i].ID, e.flows[results[i].ID])
+		r := &results[i]
+		if r.Outcome == OutcomeCreated || r.Outcome == OutcomeUpdated || r.Outcome == OutcomeUnchanged || r.Outcome == OutcomeFailed {
+			if en, ok := e.flows[r.ID]; ok {
+				r.Status = e.status(r.ID, en)
+			}
 		}
 	}
+	e.mu.RUnlock()
 	return results, e.persist(&persistOp{save: saved}), nil
 }
 
@@ -218,7 +223,7 @@ func (e *Engine) validateBatch(batch []*flow.Flow) ([]Result, int) {
 func noWait() error { return nil }
 
 // install records en as the flow's entry in place of c.old, carrying its
-// counters over, and tells the watchers. Callers hold e.mu.
+// counters over, and tells the watchers. Callers hold e.wmu and e.mu.
 func (e *Engine) install(c *change, en *entry) Status {
 	if c.old != nil {
 		en.hw, en.sw, en.seen = c.old.hw, c.old.sw, c.old.seen
@@ -410,8 +415,8 @@ func (e *Engine) Delete(ctx context.Context, ids []string) ([]DeleteResult, erro
 // delete does Delete under e.mu and returns the wait for its changes to
 // be durable.
 func (e *Engine) delete(ctx context.Context, ids []string) ([]DeleteResult, func() error, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.wmu.Lock()
+	defer e.wmu.Unlock()
 	if e.closed {
 		return nil, noWait, fmt.Errorf("delete flows: %w", ErrClosed)
 	}
@@ -434,7 +439,9 @@ func (e *Engine) delete(ctx context.Context, ids []string) ([]DeleteResult, func
 		seen[id] = true
 		results[k].Found = true
 		if !en.hasCopy() {
+			e.mu.Lock()
 			e.forget(id, en)
+			e.mu.Unlock()
 			gone = append(gone, id)
 			continue
 		}
@@ -455,7 +462,9 @@ func (e *Engine) delete(ctx context.Context, ids []string) ([]DeleteResult, func
 				// A software flow gone may let a rule it shadowed into hardware.
 				freed = true
 				touched[chainKey{d.en.flow.Port, d.en.flow.Chain}] = true
+				e.mu.Lock()
 				e.forget(d.en.flow.ID, d.en)
+				e.mu.Unlock()
 				gone = append(gone, d.en.flow.ID)
 			}
 		}
@@ -469,6 +478,8 @@ func (e *Engine) delete(ctx context.Context, ids []string) ([]DeleteResult, func
 	return results, wait, nil
 }
 
+// forget drops en from the state and tells the watchers. Callers hold
+// e.wmu and e.mu.
 func (e *Engine) forget(id string, en *entry) {
 	delete(e.flows, id)
 	e.unlink(en)

@@ -27,7 +27,12 @@ type Config struct {
 }
 
 // Engine holds the desired state of every flow and places each in a plane.
-// Apply and Delete are serialized; List, Get and Watch may run concurrently.
+//
+// One writer at a time (e.wmu) changes state: Apply, Delete, promotion,
+// drain, hold, restore and port events. It talks to the devices without
+// e.mu and takes e.mu only to commit what changed in memory, in short
+// sections (commit), so List, Get, Watch and Explain, which read under
+// e.mu, never wait on hardware.
 type Engine struct {
 	log   *slog.Logger
 	now   func() time.Time
@@ -41,6 +46,9 @@ type Engine struct {
 	// names are the devices' names, read once: Info may be costly.
 	names []string
 
+	// wmu is the writer's; mu guards what readers see (and counters,
+	// which RefreshStats updates without being the writer).
+	wmu    sync.Mutex
 	mu     sync.RWMutex
 	ports  map[string]portRef
 	flows  map[string]*entry
@@ -101,6 +109,28 @@ func (e *Engine) retire(en *entry) {
 	r[flow.Hardware].Bytes += en.hw.Bytes
 	r[flow.Software].Packets += en.sw.Packets
 	r[flow.Software].Bytes += en.sw.Bytes
+}
+
+// commitChunk is how many flows a writer commits per hold of e.mu.
+const commitChunk = 512
+
+// commit runs fn(0..n-1) holding e.mu, releasing it every commitChunk
+// calls so readers get their turn in a long batch. Callers hold e.wmu.
+func (e *Engine) commit(n int, fn func(i int)) {
+	for lo := 0; lo < n; lo += commitChunk {
+		e.mu.Lock()
+		for i := lo; i < min(lo+commitChunk, n); i++ {
+			fn(i)
+		}
+		e.mu.Unlock()
+	}
+}
+
+// locked runs fn holding e.mu. Callers hold e.wmu.
+func (e *Engine) locked(fn func()) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	fn()
 }
 
 // stamp is a time in Unix nanoseconds, 16 bytes smaller than time.Time

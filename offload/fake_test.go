@@ -29,6 +29,9 @@ type fakeDev struct {
 	log      []string
 	events   chan nic.Event
 	mode     nic.EswitchMode
+	// gate, when set, holds every Program call until it is closed (or
+	// sent on): hardware that takes its time.
+	gate chan struct{}
 }
 
 func newFakeDev(capacity int) *fakeDev {
@@ -85,6 +88,9 @@ func (d *fakeDev) hwRefusal(f *flow.Flow, held bool) error {
 }
 
 func (d *fakeDev) Program(_ context.Context, plane flow.Plane, ops []nic.Op) []error {
+	if d.gate != nil {
+		<-d.gate
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	errs := make([]error, len(ops))

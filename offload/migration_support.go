@@ -36,8 +36,8 @@ func isDrainReason(r nic.Reason) bool { return r.Code == nic.ReasonDraining }
 // Unknown IDs and flows in software for other reasons are left alone.
 // It returns how many flows moved plane.
 func (e *Engine) HoldInSoftware(ctx context.Context, ids []string, why string) (int, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.wmu.Lock()
+	defer e.wmu.Unlock()
 	if e.closed {
 		return 0, fmt.Errorf("hold flows in software: %w", ErrClosed)
 	}
@@ -53,9 +53,11 @@ func (e *Engine) HoldInSoftware(ctx context.Context, ids []string, why string) (
 		case en.state == StateHardware:
 			ens = append(ens, en)
 		case en.state == StateSoftware && en.spilled:
-			en.spilled, en.updated = false, stampOf(now)
-			en.reasons = append([]nic.Reason{hold}, en.reasons...)
-			e.notify(Event{Kind: EventUpsert, Status: e.status(id, en)})
+			e.locked(func() {
+				en.spilled, en.updated = false, stampOf(now)
+				en.reasons = append([]nic.Reason{hold}, en.reasons...)
+				e.notify(Event{Kind: EventUpsert, Status: e.status(id, en)})
+			})
 		}
 	}
 	slices.SortFunc(ens, func(a, b *entry) int { return tcOrder(a.flow, b.flow) })
@@ -77,8 +79,8 @@ func (e *Engine) ApplyHeld(ctx context.Context, flows []StoredFlow, why string) 
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("apply held flows: %w", err)
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.wmu.Lock()
+	defer e.wmu.Unlock()
 	if e.closed {
 		return nil, fmt.Errorf("apply held flows: %w", ErrClosed)
 	}
@@ -95,6 +97,7 @@ func (e *Engine) ApplyHeld(ctx context.Context, flows []StoredFlow, why string) 
 
 	now := e.now()
 	var changes []*change
+	e.mu.Lock()
 	for i, f := range batch {
 		old := e.flows[f.ID]
 		if old != nil && old.flow.Equal(f) && old.state == StateSoftware {
@@ -110,6 +113,7 @@ func (e *Engine) ApplyHeld(ctx context.Context, flows []StoredFlow, why string) 
 		changes = append(changes, &change{i: i, f: f, dev: e.ports[f.Port].dev, old: old,
 			target: flow.Software, state: StateSoftware, reasons: []nic.Reason{hold}})
 	}
+	e.mu.Unlock()
 	e.program(ctx, changes)
 	failed := 0
 	for _, c := range changes {
@@ -130,6 +134,7 @@ func (e *Engine) ApplyHeld(ctx context.Context, flows []StoredFlow, why string) 
 	e.removeOldCopies(ctx, changes)
 
 	var saved []StoredFlow
+	e.mu.Lock()
 	for _, c := range changes {
 		r := &results[c.i]
 		gen := max(flows[c.i].Generation, 1)
@@ -146,6 +151,7 @@ func (e *Engine) ApplyHeld(ctx context.Context, flows []StoredFlow, why string) 
 		r.Status = e.install(c, en)
 		saved = append(saved, StoredFlow{Flow: c.f, Generation: en.gen})
 	}
+	e.mu.Unlock()
 	if err := e.persist(&persistOp{save: saved})(); err != nil {
 		return results, fmt.Errorf("apply held flows: %w", err)
 	}
@@ -160,13 +166,14 @@ func (e *Engine) ApplyHeld(ctx context.Context, flows []StoredFlow, why string) 
 // port still draining) report why. Call it after UndrainPort of the
 // flows' ports. It returns how many flows moved to hardware.
 func (e *Engine) ReleaseHeld(ctx context.Context, ids []string) (int, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.wmu.Lock()
+	defer e.wmu.Unlock()
 	if e.closed {
 		return 0, fmt.Errorf("release held flows: %w", ErrClosed)
 	}
 	now := e.now()
 	perDev := map[int][]*entry{}
+	e.mu.Lock()
 	for _, id := range ids {
 		en, ok := e.flows[id]
 		if !ok || en.state != StateSoftware || !slices.ContainsFunc(en.reasons, isDrainReason) {
@@ -177,27 +184,28 @@ func (e *Engine) ReleaseHeld(ctx context.Context, ids []string) (int, error) {
 			e.notify(Event{Kind: EventUpsert, Status: e.status(id, en)})
 			continue
 		}
+		en.spilled = true
 		perDev[en.dev] = append(perDev[en.dev], en)
 	}
+	e.mu.Unlock()
 	moved := 0
 	for dev, ens := range perDev {
 		if err := ctx.Err(); err != nil {
 			return moved, fmt.Errorf("release held flows: %w", err)
 		}
 		slices.SortFunc(ens, func(a, b *entry) int { return tcOrder(a.flow, b.flow) })
-		for _, en := range ens {
-			en.spilled = true
-		}
 		moved += e.promote(ctx, dev, ens)
+		used, total := e.devs[dev].Capacity()
+		e.mu.Lock()
 		for _, en := range ens {
 			if en.state == StateSoftware && slices.ContainsFunc(en.reasons, isDrainReason) {
-				used, total := e.devs[dev].Capacity()
 				en.updated = stampOf(now)
 				en.reasons = []nic.Reason{{Code: nic.ReasonCapacity,
 					Message: fmt.Sprintf("hardware flow table is full (%d of %d entries); waiting for room", used, total)}}
 				e.notify(Event{Kind: EventUpsert, Status: e.status(en.flow.ID, en)})
 			}
 		}
+		e.mu.Unlock()
 	}
 	return moved, nil
 }

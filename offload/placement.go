@@ -416,7 +416,7 @@ func shadowedBy(soft []*flow.Flow, f *flow.Flow) *flow.Flow {
 // fixShadows demotes, make-before-break, the auto flows in hardware of
 // the chains keys that would shadow an earlier rule running only in
 // software (what plan predicted, and any surprise the devices gave).
-// Callers hold e.mu.
+// Callers hold e.wmu.
 func (e *Engine) fixShadows(ctx context.Context, keys map[chainKey]bool) {
 	for k := range keys {
 		if k.chain == 0 && e.portKind(k.port) == nic.PortUplink {
@@ -448,7 +448,7 @@ func (e *Engine) fixShadows(ctx context.Context, keys map[chainKey]bool) {
 					soft = append(soft, en.flow)
 				}
 			case en.state == StateHardware && en.plane == flow.Hardware:
-				e.setReasons(en, hardwareOnlyReasons(soft, en.flow))
+				e.locked(func() { e.setReasons(en, hardwareOnlyReasons(soft, en.flow)) })
 			}
 		}
 	}
@@ -467,6 +467,7 @@ func (e *Engine) fixShadows(ctx context.Context, keys map[chainKey]bool) {
 }
 
 // setReasons changes en's reasons, telling watchers when they change.
+// Callers hold e.wmu and e.mu.
 func (e *Engine) setReasons(en *entry, rs []nic.Reason) {
 	if slices.Equal(en.reasons, rs) {
 		return
@@ -478,7 +479,7 @@ func (e *Engine) setReasons(en *entry, rs []nic.Reason) {
 // moveToSoftware puts ens, flows in hardware, in software only:
 // the skip_hw copy first, then the old copy goes. Each records reasons[i]
 // and whether it is a promotion candidate. It returns how many moved and
-// the first error. Callers hold e.mu.
+// the first error. Callers hold e.wmu.
 func (e *Engine) moveToSoftware(ctx context.Context, ens []*entry, reasons []nic.Reason, spilled bool) (int, error) {
 	type group struct {
 		ens     []*entry
@@ -523,13 +524,14 @@ func (e *Engine) moveToSoftware(ctx context.Context, ens []*entry, reasons []nic
 				}
 			}
 		}
-		for _, k := range moved {
+		e.commit(len(moved), func(i int) {
+			k := moved[i]
 			en := g.ens[k]
 			en.state, en.plane, en.updated, en.spilled = StateSoftware, flow.Software, stampOf(now), spilled
 			en.reasons = []nic.Reason{g.reasons[k]}
 			e.notify(Event{Kind: EventUpsert, Status: e.status(en.flow.ID, en)})
-			n++
-		}
+		})
+		n += len(moved)
 	}
 	if n > 0 {
 		e.signalFreed()

@@ -34,8 +34,8 @@ func flowOrder(a, b *flow.Flow) bool {
 // out, and hardware-only flows pending for room. It stops on a device
 // once it is full again and returns how many flows moved.
 func (e *Engine) PromoteSpilled(ctx context.Context) (int, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.wmu.Lock()
+	defer e.wmu.Unlock()
 	if e.closed {
 		return 0, ErrClosed
 	}
@@ -106,8 +106,10 @@ func (e *Engine) promote(ctx context.Context, dev int, ens []*entry) int {
 		}
 		if r := e.hardwareReasons(en.flow, dev); len(r) > 0 {
 			if en.flow.Policy == flow.PolicyAuto {
-				en.reasons, en.spilled, en.updated = r, false, stampOf(now)
-				e.notify(Event{Kind: EventUpsert, Status: e.status(en.flow.ID, en)})
+				e.locked(func() {
+					en.reasons, en.spilled, en.updated = r, false, stampOf(now)
+					e.notify(Event{Kind: EventUpsert, Status: e.status(en.flow.ID, en)})
+				})
 			}
 			continue
 		}
@@ -145,6 +147,7 @@ func (e *Engine) promote(ctx context.Context, dev int, ens []*entry) int {
 		}
 		errs := e.devs[dev].Program(ctx, target, ops)
 		del := map[flow.Plane][]nic.Op{}
+		e.mu.Lock()
 		for k, c := range cs {
 			en := c.en
 			var err error
@@ -172,6 +175,7 @@ func (e *Engine) promote(ctx context.Context, dev int, ens []*entry) int {
 			touched[chainKey{en.flow.Port, en.flow.Chain}] = true
 			e.notify(Event{Kind: EventUpsert, Status: e.status(en.flow.ID, en)})
 		}
+		e.mu.Unlock()
 		for plane, ops := range del {
 			for k, err := range e.devs[dev].Program(ctx, plane, ops) {
 				if err != nil && !isNotFound(err) {
@@ -191,13 +195,13 @@ func (e *Engine) promote(ctx context.Context, dev int, ens []*entry) int {
 // and keeps new and promoted flows of the port out of hardware until
 // UndrainPort. It returns how many flows moved.
 func (e *Engine) DrainPort(ctx context.Context, port, why string) (int, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.wmu.Lock()
+	defer e.wmu.Unlock()
 	ref, ok := e.ports[port]
 	if !ok {
 		return 0, fmt.Errorf("drain port %s: %w", port, ErrNotFound)
 	}
-	e.draining[port] = why
+	e.locked(func() { e.draining[port] = why })
 	var ens []*entry
 	for _, en := range e.flows {
 		if en.flow.Port == port && en.state == StateHardware {
@@ -219,6 +223,8 @@ func (e *Engine) DrainPort(ctx context.Context, port, why string) (int, error) {
 // UndrainPort lets the port's flows use hardware again and marks its
 // software flows as promotion candidates.
 func (e *Engine) UndrainPort(port string) {
+	e.wmu.Lock()
+	defer e.wmu.Unlock()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	delete(e.draining, port)

@@ -33,8 +33,8 @@ func (e *Engine) Restore(ctx context.Context) (RestoreReport, error) {
 	if err != nil {
 		return rep, fmt.Errorf("restore desired state: %w", err)
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.wmu.Lock()
+	defer e.wmu.Unlock()
 
 	installed := map[string][]copyRef{}
 	for dev, d := range e.devs {
@@ -56,6 +56,7 @@ func (e *Engine) Restore(ctx context.Context) (RestoreReport, error) {
 
 	var toPlace []*entry
 	var extra []copyRef
+	e.mu.Lock()
 	for _, s := range stored {
 		f := s.Flow
 		flow.Normalize(f)
@@ -69,7 +70,7 @@ func (e *Engine) Restore(ctx context.Context) (RestoreReport, error) {
 			en.state = StatePending
 			en.reasons = []nic.Reason{{Code: nic.ReasonPort, Field: "port", Message: fmt.Sprintf("port %s does not exist; the flow is installed when it appears", f.Port)}}
 			rep.Pending++
-			e.removeCopies(ctx, copies)
+			extra = append(extra, copies...)
 			continue
 		}
 		// Keep one matching copy of a plane the flow's policy allows,
@@ -117,6 +118,7 @@ func (e *Engine) Restore(ctx context.Context) (RestoreReport, error) {
 			en.spilled = true
 		}
 	}
+	e.mu.Unlock()
 	// Make before break: place what has no usable copy, then remove the
 	// copies nobody wants (a copy in a plane the flow no longer uses is
 	// replaced in place where the device can).

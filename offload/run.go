@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/offloadd/offloadd/nic"
+	"github.com/offloadd/offloadd/offload/flow"
 )
 
 // Run follows device events (ports coming and going, capacity freed) and
@@ -53,8 +54,9 @@ func (e *Engine) handleEvent(ctx context.Context, dev int, ev nic.Event) {
 	case nic.EventCapacityFreed:
 		e.signalFreed()
 	case nic.EventPortAdded, nic.EventPortChanged:
-		e.mu.Lock()
-		e.ports[ev.Port.Name] = portRef{port: ev.Port, dev: dev}
+		e.wmu.Lock()
+		defer e.wmu.Unlock()
+		e.locked(func() { e.ports[ev.Port.Name] = portRef{port: ev.Port, dev: dev} })
 		var pending []*entry
 		for _, en := range e.flows {
 			if en.flow.Port == ev.Port.Name && en.state == StatePending {
@@ -65,35 +67,41 @@ func (e *Engine) handleEvent(ctx context.Context, dev int, ev nic.Event) {
 			e.log.Info("port appeared, installing its flows", "port", ev.Port.Name, "flows", len(pending))
 			e.place(ctx, pending)
 		}
-		e.mu.Unlock()
 	case nic.EventPortRemoved:
-		e.mu.Lock()
-		delete(e.ports, ev.Port.Name)
-		n := 0
-		now := e.now()
+		e.wmu.Lock()
+		defer e.wmu.Unlock()
+		e.locked(func() { delete(e.ports, ev.Port.Name) })
+		var gone []*entry
+		perPlane := map[flow.Plane][]nic.Op{}
 		for _, en := range e.flows {
 			if en.flow.Port != ev.Port.Name || en.state == StatePending {
 				continue
 			}
 			if en.hasCopy() {
 				// The kernel drops a vanished port's filters; make sure the device forgot them too.
-				e.devs[dev].Program(ctx, en.plane, []nic.Op{{Kind: nic.OpDelete, Flow: en.flow}})
+				perPlane[en.plane] = append(perPlane[en.plane], nic.Op{Kind: nic.OpDelete, Flow: en.flow})
 			}
+			gone = append(gone, en)
+		}
+		for plane, ops := range perPlane {
+			e.devs[dev].Program(ctx, plane, ops)
+		}
+		now := e.now()
+		e.commit(len(gone), func(i int) {
+			en := gone[i]
 			en.state, en.updated, en.spilled = StatePending, stampOf(now), false
 			en.reasons = []nic.Reason{{Code: nic.ReasonPort, Field: "port", Message: fmt.Sprintf("port %s is gone; the flow is installed again when it returns", ev.Port.Name)}}
 			e.notify(Event{Kind: EventUpsert, Status: e.status(en.flow.ID, en)})
-			n++
-		}
-		e.mu.Unlock()
-		if n > 0 {
-			e.log.Warn("port vanished, its flows are pending", "port", ev.Port.Name, "flows", n)
+		})
+		if len(gone) > 0 {
+			e.log.Warn("port vanished, its flows are pending", "port", ev.Port.Name, "flows", len(gone))
 			e.signalFreed()
 		}
 	}
 }
 
 // place installs entries that have no installed copy, as Apply would;
-// callers hold e.mu.
+// callers hold e.wmu.
 func (e *Engine) place(ctx context.Context, ens []*entry) {
 	changes := make([]*change, len(ens))
 	for k, en := range ens {
@@ -103,6 +111,7 @@ func (e *Engine) place(ctx context.Context, ens []*entry) {
 	e.program(ctx, planned)
 	now := e.now()
 	touched := map[chainKey]bool{}
+	e.mu.Lock()
 	for _, c := range changes {
 		en := ens[c.i]
 		en.updated = stampOf(now)
@@ -118,12 +127,15 @@ func (e *Engine) place(ctx context.Context, ens []*entry) {
 		}
 		e.notify(Event{Kind: EventUpsert, Status: e.status(en.flow.ID, en)})
 	}
+	e.mu.Unlock()
 	e.fixShadows(ctx, touched)
 }
 
 // Close stops every watcher; later calls that change state fail with ErrClosed.
 // Installed flows stay in place, so traffic keeps flowing across a restart.
 func (e *Engine) Close() error {
+	e.wmu.Lock()
+	defer e.wmu.Unlock()
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
