@@ -122,6 +122,17 @@ func (e *fakeEngine) List(f offload.Filter) []offload.Status {
 	return out
 }
 
+// ListPage pages List as the engine does.
+func (e *fakeEngine) ListPage(f offload.Filter, after string, limit int) ([]offload.Status, bool) {
+	all := e.List(f)
+	start := sort.Search(len(all), func(i int) bool { return all[i].Flow.ID > after })
+	end := len(all)
+	if limit > 0 {
+		end = min(start+limit, len(all))
+	}
+	return all[start:end], end < len(all)
+}
+
 func (e *fakeEngine) Get(id string) (offload.Status, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()

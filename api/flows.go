@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 
 	v1 "github.com/offloadd/offloadd/api/offloadd/v1"
@@ -242,18 +241,13 @@ func (fs *flowService) ListFlows(_ context.Context, req *v1.ListFlowsRequest) (*
 		}
 		after = string(b)
 	}
-	all := fs.s.engine.List(filter)
-	start := 0
-	if after != "" {
-		start = sort.Search(len(all), func(i int) bool { return all[i].Flow.ID > after })
-	}
-	end := min(start+size, len(all))
-	resp := &v1.ListFlowsResponse{Flows: make([]*v1.FlowStatus, 0, end-start)}
-	for _, st := range all[start:end] {
+	page, more := fs.s.engine.ListPage(filter, after, size)
+	resp := &v1.ListFlowsResponse{Flows: make([]*v1.FlowStatus, 0, len(page))}
+	for _, st := range page {
 		resp.Flows = append(resp.Flows, StatusToProto(st))
 	}
-	if end < len(all) {
-		resp.NextPageToken = base64.RawURLEncoding.EncodeToString([]byte(all[end-1].Flow.ID))
+	if more && len(page) > 0 {
+		resp.NextPageToken = base64.RawURLEncoding.EncodeToString([]byte(page[len(page)-1].Flow.ID))
 	}
 	return resp, nil
 }

@@ -21,6 +21,9 @@ type FlowEngine interface {
 	Delete(ctx context.Context, ids []string) ([]offload.DeleteResult, error)
 	// List returns matching statuses sorted by flow ID.
 	List(f offload.Filter) []offload.Status
+	// ListPage returns up to limit matching statuses with IDs after
+	// after, sorted by ID, and whether more follow.
+	ListPage(f offload.Filter, after string, limit int) ([]offload.Status, bool)
 	Get(id string) (offload.Status, bool)
 	// ExplainBatch says where each flow would go if applied together now.
 	ExplainBatch(ctx context.Context, flows []*flow.Flow) []offload.Explanation

@@ -5,10 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/google/btree"
 
 	"github.com/offloadd/offloadd/nic"
 	"github.com/offloadd/offloadd/offload/flow"
@@ -24,6 +25,10 @@ type Config struct {
 	Store Store
 	// Now defaults to time.Now.
 	Now func() time.Time
+	// WatchBuffer bounds the bytes of changes queued for one watcher that
+	// does not keep up; past it the watcher ends with ErrWatcherLagged
+	// and must watch again (default DefaultWatchBuffer).
+	WatchBuffer int
 }
 
 // Engine holds the desired state of every flow and places each in a plane.
@@ -52,6 +57,8 @@ type Engine struct {
 	mu     sync.RWMutex
 	ports  map[string]portRef
 	flows  map[string]*entry
+	// byID orders the flows by ID, for List's pages.
+	byID   *btree.BTreeG[*entry]
 	chains map[chainKey]*chainSet // flows per (port, chain)
 	// retired are the counters of deleted flows per device and plane,
 	// so that totals never go down.
@@ -59,6 +66,8 @@ type Engine struct {
 	draining map[string]string
 	watchers map[*Watcher]struct{}
 	closed   bool
+	// watchBuffer is Config.WatchBuffer.
+	watchBuffer int
 
 	// freed is signalled (coalescing) when hardware capacity may have become free.
 	freed chan struct{}
@@ -154,6 +163,7 @@ func New(cfg Config) (*Engine, error) {
 		ports:    map[string]portRef{},
 		flows:    map[string]*entry{},
 		chains:   map[chainKey]*chainSet{},
+		byID:     btree.NewG(32, func(a, b *entry) bool { return a.flow.ID < b.flow.ID }),
 		retired:  map[int]*[2]nic.Counters{},
 		draining: map[string]string{},
 		watchers: map[*Watcher]struct{}{},
@@ -167,6 +177,10 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if e.now == nil {
 		e.now = time.Now
+	}
+	e.watchBuffer = cfg.WatchBuffer
+	if e.watchBuffer <= 0 {
+		e.watchBuffer = DefaultWatchBuffer
 	}
 	e.kinds = e.portKind
 	for i, d := range e.devs {
@@ -278,20 +292,47 @@ func (e *Engine) Get(id string) (Status, bool) {
 
 // List returns the statuses of the flows that match f, sorted by ID.
 func (e *Engine) List(f Filter) []Status {
+	out, _ := e.ListPage(f, "", 0)
+	return out
+}
+
+// ListPage returns up to limit (0: no limit) statuses of the flows that
+// match f whose IDs come after after, sorted by ID, and whether more
+// follow. It walks the ID index from after, so a page costs the flows it
+// returns and the ones the filter skips, not all of them.
+func (e *Engine) ListPage(f Filter, after string, limit int) ([]Status, bool) {
 	e.mu.RLock()
-	out := make([]Status, 0, len(e.flows))
-	for id, en := range e.flows {
+	defer e.mu.RUnlock()
+	var out []Status
+	more := false
+	visit := func(en *entry) bool {
+		id := en.flow.ID
+		if id == after {
+			return true
+		}
+		if f.IDPrefix != "" && !strings.HasPrefix(id, f.IDPrefix) {
+			// IDs with the prefix are contiguous: past them, stop.
+			return id < f.IDPrefix
+		}
 		if f.Port != "" && en.flow.Port != f.Port ||
 			f.State != nil && en.state != *f.State ||
-			f.IDPrefix != "" && !strings.HasPrefix(id, f.IDPrefix) ||
 			f.Chain != nil && en.flow.Chain != *f.Chain {
-			continue
+			return true
+		}
+		if limit > 0 && len(out) == limit {
+			more = true
+			return false
 		}
 		out = append(out, e.status(id, en))
+		return true
 	}
-	e.mu.RUnlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].Flow.ID < out[j].Flow.ID })
-	return out
+	from := max(after, f.IDPrefix)
+	if from == "" {
+		e.byID.Ascend(visit)
+	} else {
+		e.byID.AscendGreaterOrEqual(&entry{flow: &flow.Flow{ID: from}}, visit)
+	}
+	return out, more
 }
 
 // Count returns how many flows are in each state.

@@ -62,6 +62,7 @@ func shadowReason(by *flow.Flow) nic.Reason {
 type chainSet struct{ ens []*entry }
 
 func (e *Engine) link(en *entry) {
+	e.byID.ReplaceOrInsert(en)
 	k := chainKey{en.flow.Port, en.flow.Chain}
 	cs := e.chains[k]
 	if cs == nil {
@@ -73,6 +74,9 @@ func (e *Engine) link(en *entry) {
 }
 
 func (e *Engine) unlink(en *entry) {
+	if cur, ok := e.byID.Get(en); ok && cur == en {
+		e.byID.Delete(en)
+	}
 	k := chainKey{en.flow.Port, en.flow.Chain}
 	cs := e.chains[k]
 	if cs == nil || int(en.pos) >= len(cs.ens) || cs.ens[en.pos] != en {

@@ -3,6 +3,7 @@ package offload
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/offloadd/offloadd/nic"
 	"github.com/offloadd/offloadd/offload/flow"
 )
 
@@ -121,4 +123,81 @@ func TestConcurrentReadersAndWriters(t *testing.T) {
 	used, total := e.devs[0].Capacity()
 	assert.Equal(t, hw, used, "hardware flows and the device's table agree")
 	assert.LessOrEqual(t, used, total)
+}
+
+// TestSlowWatcherIsCutAtItsByteBound: a watcher that never reads holds at
+// most its buffer's worth of changes, then ends with ErrWatcherLagged.
+func TestSlowWatcherIsCutAtItsByteBound(t *testing.T) {
+	ctx := context.Background()
+	e, err := New(Config{Devices: []nic.Device{newFakeDev(0)}, Logger: quiet, WatchBuffer: 64 << 10})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = e.Close() })
+	w, err := e.Watch(ctx)
+	require.NoError(t, err)
+	var batch []*flow.Flow
+	for i := range 2000 {
+		batch = append(batch, acl(fmt.Sprintf("f%04d", i), uint16(1+i%100), uint16(i)))
+	}
+	_, err = e.Apply(ctx, batch, ApplyOptions{})
+	require.NoError(t, err)
+	w.mu.Lock()
+	queued, limit := w.bytes, w.limit
+	w.mu.Unlock()
+	assert.LessOrEqual(t, queued, limit)
+	n := 0
+	for range w.C {
+		n++
+	}
+	require.ErrorIs(t, w.Err(), ErrWatcherLagged)
+	assert.Less(t, n, 2000, "cut before every change was delivered")
+	t.Logf("a watcher that did not read got %d of 2000 changes before it was cut", n)
+}
+
+// TestListPage pages through the flows in ID order with filters.
+func TestListPage(t *testing.T) {
+	ctx := context.Background()
+	e, _ := newEngine(t, 0)
+	var batch []*flow.Flow
+	for i := range 50 {
+		f := acl(fmt.Sprintf("t%d-%02d", i%2, i), uint16(1+i), uint16(i))
+		if i%5 == 0 {
+			f.Port = "pf0vf1"
+		}
+		batch = append(batch, f)
+	}
+	_, err := e.Apply(ctx, batch, ApplyOptions{})
+	require.NoError(t, err)
+	collect := func(f Filter, size int) ([]string, int) {
+		var ids []string
+		after, pages := "", 0
+		for {
+			page, more := e.ListPage(f, after, size)
+			pages++
+			for _, st := range page {
+				ids = append(ids, st.Flow.ID)
+			}
+			if !more {
+				return ids, pages
+			}
+			after = page[len(page)-1].Flow.ID
+		}
+	}
+	all, pages := collect(Filter{}, 7)
+	assert.Len(t, all, 50)
+	assert.Equal(t, 8, pages)
+	assert.IsIncreasing(t, all)
+	odd, _ := collect(Filter{IDPrefix: "t1-"}, 4)
+	assert.Len(t, odd, 25)
+	for _, id := range odd {
+		assert.True(t, strings.HasPrefix(id, "t1-"), id)
+	}
+	vf1, _ := collect(Filter{Port: "pf0vf1"}, 3)
+	assert.Len(t, vf1, 10)
+	assert.Equal(t, all, func() []string {
+		var ids []string
+		for _, st := range e.List(Filter{}) {
+			ids = append(ids, st.Flow.ID)
+		}
+		return ids
+	}())
 }

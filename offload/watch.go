@@ -5,9 +5,20 @@ import (
 	"sync"
 )
 
-// maxWatchQueue bounds the events queued for one watcher before it is
-// closed with ErrWatcherLagged.
-const maxWatchQueue = 1 << 20
+// DefaultWatchBuffer is the default bound of the bytes queued for one
+// watcher (Config.WatchBuffer) before it is closed with ErrWatcherLagged.
+const DefaultWatchBuffer = 16 << 20
+
+// eventBytes estimates what a queued event holds on to: the event and its
+// status, the ID and the reasons' text (the flow itself is shared with
+// the engine's state while the flow lives).
+func eventBytes(ev *Event) int {
+	n := 256 + len(ev.Status.Flow.ID)
+	for _, r := range ev.Status.Reasons {
+		n += 64 + len(r.Field) + len(r.Message)
+	}
+	return n
+}
 
 // Watcher receives every change after its snapshot. C is closed when the
 // context ends, the engine closes, or the watcher falls behind; Err says which.
@@ -20,6 +31,8 @@ type Watcher struct {
 	c      chan Event
 	mu     sync.Mutex
 	queue  []Event
+	bytes  int // eventBytes of queue
+	limit  int // bound of bytes
 	wake   chan struct{}
 	err    error
 	closed bool
@@ -34,7 +47,7 @@ func (w *Watcher) Err() error {
 
 // Watch starts a watcher: its Snapshot, then every change on C.
 func (e *Engine) Watch(ctx context.Context) (*Watcher, error) {
-	w := &Watcher{c: make(chan Event, 256), wake: make(chan struct{}, 1)}
+	w := &Watcher{c: make(chan Event, 256), wake: make(chan struct{}, 1), limit: e.watchBuffer}
 	w.C = w.c
 	e.mu.Lock()
 	if e.closed {
@@ -66,12 +79,15 @@ func (w *Watcher) push(ev Event) bool {
 	if w.closed {
 		return false
 	}
-	if len(w.queue) >= maxWatchQueue {
+	n := eventBytes(&ev)
+	if w.bytes+n > w.limit {
 		w.err, w.closed = ErrWatcherLagged, true
+		w.queue, w.bytes = nil, 0
 		w.signal()
 		return false
 	}
 	w.queue = append(w.queue, ev)
+	w.bytes += n
 	w.signal()
 	return true
 }
@@ -102,7 +118,7 @@ func (w *Watcher) pump(ctx context.Context) {
 	for {
 		w.mu.Lock()
 		q, closed := w.queue, w.closed
-		w.queue = nil
+		w.queue, w.bytes = nil, 0
 		w.mu.Unlock()
 		if closed {
 			return

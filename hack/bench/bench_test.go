@@ -29,8 +29,12 @@ func TestBenchParts(t *testing.T) {
 		"insertion": func() ([]Figure, error) { return insertion(ctx, 2000, 500, sideBoth) },
 		"grpc":      func() ([]Figure, error) { return insertion(ctx, 2000, 500, sideGRPC) },
 		"client":    func() ([]Figure, error) { return separateClient(ctx, 2000, 500) },
-		"restart":   func() ([]Figure, error) { return restart(ctx, 2000, 500) },
-		"memory":    func() ([]Figure, error) { return memory(ctx, 4000, 500) },
+		"latency": func() ([]Figure, error) {
+			latencyRounds = 1
+			return latency(ctx, 3000, 500)
+		},
+		"restart": func() ([]Figure, error) { return restart(ctx, 2000, 500) },
+		"memory":  func() ([]Figure, error) { return memory(ctx, 4000, 500) },
 	} {
 		t.Run(name, func(t *testing.T) {
 			figs, err := run()

@@ -230,37 +230,48 @@ func cpuTime() time.Duration {
 func us(d time.Duration, n int) float64 { return float64(d.Microseconds()) / float64(n) }
 
 // restart persists n flows, stops the daemon, and times a new daemon from
-// start to serving with every flow placed again.
+// start to serving with every flow placed again: until Start returns (the
+// socket listens once every flow is placed), and until a client on the
+// socket has seen health SERVING and a first ListFlows answer.
 func restart(ctx context.Context, n, batch int) ([]Figure, error) {
 	dir, err := os.MkdirTemp("", "offloadd-bench")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	dflows, err := toDomain(benchFlows(n, ""))
-	if err != nil {
-		return nil, err
-	}
 	d, _, err := startDaemon(ctx, dir, 2*n, true)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := applyInProcess(ctx, d.Engine(), dflows, batch); err != nil {
-		return nil, err
+	// In chunks, so that a million flows are not all in memory twice.
+	const chunk = 100000
+	for i := 0; i < n; i += chunk {
+		dflows, err := toDomain(benchFlows(min(chunk, n-i), fmt.Sprintf("s%d-", i)))
+		if err != nil {
+			d.Shutdown(ctx)
+			return nil, err
+		}
+		if _, err := applyInProcess(ctx, d.Engine(), dflows, batch); err != nil {
+			d.Shutdown(ctx)
+			return nil, err
+		}
 	}
 	d.Shutdown(ctx)
-	start := time.Now()
-	d, _, err = startDaemon(ctx, dir, 2*n, true)
+	runtime.GC()
+	d, started, served, err := serving(ctx, dir, 2*n)
 	if err != nil {
 		return nil, err
 	}
-	took := time.Since(start)
 	defer d.Shutdown(ctx)
 	if got := d.Engine().Count()[offload.StateHardware]; got != n {
 		return nil, fmt.Errorf("restart: %d of %d flows in hardware", got, n)
 	}
-	return []Figure{{Name: fmt.Sprintf("restart: load %d flows, place, serve", n), Value: took.Seconds(), Unit: "s",
-		Note: "emulated NIC starts empty, so every flow is placed again"}}, nil
+	return []Figure{
+		{Name: fmt.Sprintf("restart: load %d flows, place, serve", n), Value: started.Seconds(), Unit: "s",
+			Note: "daemon New and Start; emulated NIC starts empty, so every flow is placed again"},
+		{Name: fmt.Sprintf("restart: %d flows, start to first ListFlows", n), Value: served.Seconds(), Unit: "s",
+			Note: "from daemon New to a client on the socket seeing health SERVING and a first ListFlows answer"},
+	}, nil
 }
 
 // memory applies n flows in-process and reports Go heap and RSS per flow.
@@ -293,6 +304,7 @@ func memory(ctx context.Context, n, batch int) ([]Figure, error) {
 	runtime.KeepAlive(e)
 	return []Figure{
 		{Name: fmt.Sprintf("Go heap per flow (%d flows)", n), Value: heap, Unit: "bytes", Target: "<= 1024", Met: met(heap <= 1024)},
+		{Name: fmt.Sprintf("Go heap per flow (%d flows), issue 12 target", n), Value: heap, Unit: "bytes", Target: "<= 512", Met: met(heap <= 512)},
 		{Name: fmt.Sprintf("RSS per flow (%d flows)", n), Value: rss, Unit: "bytes", Target: "<= 1024", Met: met(rss <= 1024)},
 	}, nil
 }

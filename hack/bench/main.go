@@ -2,7 +2,7 @@
 // table; every figure also goes to a JSON file. Reference runs happen in
 // the same process, so ratios hold on a noisy machine.
 //
-//	go run ./hack/bench [-out _out/bench] [-flows 100000] [-mem-flows 1000000]
+//	go run ./hack/bench [-out _out/bench] [-flows 100000] [-mem-flows 1000000] [-restart-flows 1000000] [-only part]
 package main
 
 import (
@@ -28,10 +28,12 @@ func main() {
 	nFlows := flag.Int("flows", 100000, "flows for the insertion and restart runs")
 	batch := flag.Int("batch", 1000, "flows per ApplyFlows batch")
 	memFlows := flag.Int("mem-flows", 1000000, "flows for the memory run")
+	restartFlows := flag.Int("restart-flows", 1000000, "flows for the large restart run")
+	flag.IntVar(&latencyRounds, "latency-rounds", latencyRounds, "daemons the latency run uses (samples pooled)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run here")
 	memProfile := flag.String("memprofile", "", "write an allocation profile of the whole run here")
 	flag.IntVar(&inflight, "inflight", inflight, "batches the client keeps in flight")
-	only := flag.String("only", "", "run one part: insertion, grpc, client, restart or memory (default all)")
+	only := flag.String("only", "", "run one part: insertion, grpc, client, latency, restart, restart-large or memory (default all)")
 	if clientMain(os.Args[1:]) {
 		return
 	}
@@ -70,8 +72,12 @@ func main() {
 			func() ([]Figure, error) { return insertion(ctx, *nFlows, *batch, sideGRPC) }},
 		{"client", fmt.Sprintf("insertion over gRPC from a client process: %d flows in batches of %d", *nFlows, *batch),
 			func() ([]Figure, error) { return separateClient(ctx, *nFlows, *batch) }},
+		{"latency", fmt.Sprintf("latency: GetFlow, ListFlows and 1-flow ApplyFlows while %d flows are applied in batches of %d, and at rest", *nFlows, *batch),
+			func() ([]Figure, error) { return latency(ctx, *nFlows, *batch) }},
 		{"restart", fmt.Sprintf("restart: load and place %d persisted flows", *nFlows),
 			func() ([]Figure, error) { return restart(ctx, *nFlows, *batch) }},
+		{"restart-large", fmt.Sprintf("restart: load and place %d persisted flows", *restartFlows),
+			func() ([]Figure, error) { return restart(ctx, *restartFlows, *batch) }},
 		{"memory", fmt.Sprintf("memory: %d flows", *memFlows),
 			func() ([]Figure, error) { return memory(ctx, *memFlows, *batch) }},
 	}

@@ -1,0 +1,313 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/encoding"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/proto"
+
+	v1 "github.com/offloadd/offloadd/api/offloadd/v1"
+	"github.com/offloadd/offloadd/cmd/offloadd/daemon"
+)
+
+// dial opens a client connection to the daemon's socket, as another
+// client would: each caller gets its own connection.
+func dial(sock string) (*grpc.ClientConn, error) {
+	return grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(rawCodec{proto: encoding.GetCodecV2("proto")}),
+			grpc.MaxCallRecvMsgSize(daemon.MaxMsgSize), grpc.MaxCallSendMsgSize(daemon.MaxMsgSize)))
+}
+
+// Probe rates: each probe calls on a fixed schedule, and its latency runs
+// from the call's scheduled time to its answer, so that a call held up
+// also counts against the calls that should have gone meanwhile (no
+// coordinated omission). They are low enough for the machine to keep up
+// at rest.
+const (
+	getEvery   = 2 * time.Millisecond
+	listEvery  = 20 * time.Millisecond
+	applyEvery = 20 * time.Millisecond
+)
+
+// residentFlows are in the daemon before the bulk load: GetFlow reads
+// them.
+const residentFlows = 1000
+
+// probe is one kind of call made on a schedule, with its latencies.
+type probe struct {
+	name  string
+	every time.Duration
+	// call makes the i-th call on conn.
+	call func(ctx context.Context, conn *grpc.ClientConn, i int) error
+}
+
+// probeRun is what a probe measured in one phase.
+type probeRun struct {
+	lat []time.Duration
+	err error
+}
+
+// runProbes runs every probe on its own connection until stop is closed.
+// first numbers the calls, so that phases do not repeat them.
+func runProbes(ctx context.Context, sock string, probes []probe, first int, stop <-chan struct{}) []probeRun {
+	out := make([]probeRun, len(probes))
+	var wg sync.WaitGroup
+	for k, p := range probes {
+		conn, err := dial(sock)
+		if err != nil {
+			out[k].err = err
+			continue
+		}
+		wg.Go(func() {
+			defer conn.Close()
+			// Connect before the first scheduled call.
+			conn.Connect()
+			next := time.Now()
+			for i := first; ; i++ {
+				t := time.NewTimer(time.Until(next))
+				select {
+				case <-stop:
+					t.Stop()
+					return
+				case <-t.C:
+				}
+				if err := p.call(ctx, conn, i); err != nil {
+					out[k].err = fmt.Errorf("%s: %w", p.name, err)
+					return
+				}
+				out[k].lat = append(out[k].lat, time.Since(next))
+				next = next.Add(p.every)
+			}
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+// bulkLoad applies reqs back to back, one batch in flight, as a controller
+// pushing its flows does, and checks every flow was created.
+func bulkLoad(ctx context.Context, sock string, reqs []rawRequest) (time.Duration, error) {
+	conn, err := dial(sock)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	start := time.Now()
+	for i := range reqs {
+		resp := new(v1.ApplyFlowsResponse)
+		if err := conn.Invoke(ctx, v1.FlowService_ApplyFlows_FullMethodName, &reqs[i], resp); err != nil {
+			return 0, err
+		}
+		if err := allCreated(resp); err != nil {
+			return 0, err
+		}
+	}
+	return time.Since(start), nil
+}
+
+// latencyRounds is how many fresh daemons the latency run uses; their
+// samples are pooled.
+var latencyRounds = 3
+
+// latency measures GetFlow, ListFlows (one port, first page) and
+// single-flow ApplyFlows over gRPC on the unix socket while another
+// client applies n flows in batches of batch back to back, and the same
+// calls at rest right after, on the same daemon with every flow in place.
+func latency(ctx context.Context, n, batch int) ([]Figure, error) {
+	reqs, err := encodeRequests(benchFlows(n, ""), batch)
+	if err != nil {
+		return nil, err
+	}
+	resident := benchFlows(residentFlows, "r-")
+	residentReqs, err := encodeRequests(resident, batch)
+	if err != nil {
+		return nil, err
+	}
+	single := benchFlows(1, "")[0]
+	probes := []probe{
+		{"GetFlow", getEvery, func(ctx context.Context, conn *grpc.ClientConn, i int) error {
+			id := resident[rand.IntN(len(resident))].GetId()
+			return conn.Invoke(ctx, v1.FlowService_GetFlow_FullMethodName, &v1.GetFlowRequest{Id: id}, new(v1.GetFlowResponse))
+		}},
+		{"ListFlows", listEvery, func(ctx context.Context, conn *grpc.ClientConn, i int) error {
+			resp := new(v1.ListFlowsResponse)
+			if err := conn.Invoke(ctx, v1.FlowService_ListFlows_FullMethodName, &v1.ListFlowsRequest{Port: "pf0vf0"}, resp); err != nil {
+				return err
+			}
+			if len(resp.GetFlows()) == 0 {
+				return fmt.Errorf("empty page")
+			}
+			return nil
+		}},
+		{"ApplyFlows (1 flow)", applyEvery, func(ctx context.Context, conn *grpc.ClientConn, i int) error {
+			// A new flow each time: a controller adding one.
+			f := proto.Clone(single).(*v1.Flow)
+			f.Id = fmt.Sprintf("p-%07d", i)
+			resp := new(v1.ApplyFlowsResponse)
+			if err := conn.Invoke(ctx, v1.FlowService_ApplyFlows_FullMethodName, &v1.ApplyFlowsRequest{Flows: []*v1.Flow{f}}, resp); err != nil {
+				return err
+			}
+			return allCreated(resp)
+		}},
+	}
+	const (
+		loaded = iota
+		rest
+	)
+	var (
+		lat      [2][3][]time.Duration // phase, probe
+		roundP99 [2][3][]time.Duration
+		loadTook []time.Duration
+	)
+	for round := range latencyRounds {
+		err := func() error {
+			dir, err := os.MkdirTemp("", "offloadd-bench")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(dir)
+			d, sock, err := startDaemon(ctx, dir, 2*n+4*residentFlows, true)
+			if err != nil {
+				return err
+			}
+			defer d.Shutdown(ctx)
+			if _, err := bulkLoad(ctx, sock, residentReqs); err != nil {
+				return fmt.Errorf("resident flows: %w", err)
+			}
+			runtime.GC()
+			// Under load: the probes run from just before the bulk load
+			// starts until it ends.
+			stop := make(chan struct{})
+			var runs []probeRun
+			done := make(chan struct{})
+			go func() { runs = runProbes(ctx, sock, probes, 0, stop); close(done) }()
+			time.Sleep(listEvery)
+			took, err := bulkLoad(ctx, sock, reqs)
+			close(stop)
+			<-done
+			if err != nil {
+				return fmt.Errorf("bulk load: %w", err)
+			}
+			loadTook = append(loadTook, took)
+			if err := keep(runs, loaded, &lat, &roundP99); err != nil {
+				return err
+			}
+			// At rest: as long again (at least a second), same daemon.
+			stop = make(chan struct{})
+			time.AfterFunc(max(took, time.Second), func() { close(stop) })
+			return keep(runProbes(ctx, sock, probes, 1<<20, stop), rest, &lat, &roundP99)
+		}()
+		if err != nil {
+			return nil, fmt.Errorf("latency round %d: %w", round, err)
+		}
+		runtime.GC()
+	}
+
+	var figs []Figure
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	targets := [3]float64{5, 5, 2}
+	for k, p := range probes {
+		var q [2][3]time.Duration // phase: p50, p99, max
+		for ph := range 2 {
+			if len(lat[ph][k]) == 0 {
+				return nil, fmt.Errorf("%s: no calls measured", p.name)
+			}
+			q[ph] = quantiles(lat[ph][k])
+		}
+		tgt := targets[k]
+		spread := func(ph int) string {
+			parts := make([]string, len(roundP99[ph][k]))
+			for i, d := range roundP99[ph][k] {
+				parts[i] = fmt.Sprintf("%.2f", ms(d))
+			}
+			return fmt.Sprintf("%d calls over %d rounds, one every %v; p99 per round %s ms", len(lat[ph][k]), latencyRounds, p.every, strings.Join(parts, ", "))
+		}
+		figs = append(figs,
+			Figure{Name: p.name + " under bulk apply: p50", Value: ms(q[loaded][0]), Unit: "ms"},
+			Figure{Name: p.name + " under bulk apply: p99", Value: ms(q[loaded][1]), Unit: "ms",
+				Target: fmt.Sprintf("<= %g", tgt), Met: met(ms(q[loaded][1]) <= tgt), Note: spread(loaded)},
+			Figure{Name: p.name + " under bulk apply: max", Value: ms(q[loaded][2]), Unit: "ms"},
+			Figure{Name: p.name + " at rest: p50", Value: ms(q[rest][0]), Unit: "ms"},
+			Figure{Name: p.name + " at rest: p99", Value: ms(q[rest][1]), Unit: "ms", Note: spread(rest)},
+			Figure{Name: p.name + " at rest: max", Value: ms(q[rest][2]), Unit: "ms"},
+			Figure{Name: p.name + " p99 under load / at rest", Value: q[loaded][1].Seconds() / q[rest][1].Seconds(), Unit: "x"},
+		)
+	}
+	slices.Sort(loadTook)
+	best := loadTook[0]
+	figs = append(figs, Figure{Name: fmt.Sprintf("bulk apply with the probes running (%d flows, 1 batch in flight)", n),
+		Value: float64(n) / best.Seconds(), Unit: "flows/s",
+		Note: fmt.Sprintf("best of %d; slowest %.2f s; the probes read and write while it runs", latencyRounds, loadTook[len(loadTook)-1].Seconds())})
+	return figs, nil
+}
+
+// keep adds a phase's latencies to the pool and its p99 to the rounds'.
+func keep(runs []probeRun, phase int, lat, roundP99 *[2][3][]time.Duration) error {
+	for k, r := range runs {
+		if r.err != nil {
+			return r.err
+		}
+		if len(r.lat) == 0 {
+			continue
+		}
+		lat[phase][k] = append(lat[phase][k], r.lat...)
+		roundP99[phase][k] = append(roundP99[phase][k], quantiles(r.lat)[1])
+	}
+	return nil
+}
+
+// quantiles returns the p50, p99 and max of ds (nearest rank).
+func quantiles(ds []time.Duration) [3]time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	rank := func(p float64) time.Duration {
+		i := int(p*float64(len(s))+0.999999) - 1
+		return s[min(max(i, 0), len(s)-1)]
+	}
+	return [3]time.Duration{rank(0.50), rank(0.99), s[len(s)-1]}
+}
+
+// serving times a daemon from start to serving on its socket: health
+// SERVING, then a first successful ListFlows (one flow).
+func serving(ctx context.Context, dir string, table int) (*daemon.Daemon, time.Duration, time.Duration, error) {
+	start := time.Now()
+	d, sock, err := startDaemon(ctx, dir, table, true)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	started := time.Since(start)
+	conn, err := dial(sock)
+	if err != nil {
+		d.Shutdown(ctx)
+		return nil, 0, 0, err
+	}
+	defer conn.Close()
+	for {
+		h, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+		if err == nil && h.GetStatus() == healthpb.HealthCheckResponse_SERVING {
+			break
+		}
+		if time.Since(start) > time.Minute {
+			d.Shutdown(ctx)
+			return nil, 0, 0, fmt.Errorf("not SERVING after a minute: %v %v", h.GetStatus(), err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	resp := new(v1.ListFlowsResponse)
+	if err := conn.Invoke(ctx, v1.FlowService_ListFlows_FullMethodName, &v1.ListFlowsRequest{PageSize: 1}, resp); err != nil || len(resp.GetFlows()) != 1 {
+		d.Shutdown(ctx)
+		return nil, 0, 0, fmt.Errorf("first ListFlows: %d flows, %v", len(resp.GetFlows()), err)
+	}
+	return d, started, time.Since(start), nil
+}
