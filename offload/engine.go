@@ -53,10 +53,10 @@ type Engine struct {
 
 	// wmu is the writer's; mu guards what readers see (and counters,
 	// which RefreshStats updates without being the writer).
-	wmu    sync.Mutex
-	mu     sync.RWMutex
-	ports  map[string]portRef
-	flows  map[string]*entry
+	wmu   sync.Mutex
+	mu    sync.RWMutex
+	ports map[string]portRef
+	flows map[string]*entry
 	// byID orders the flows by ID, for List's pages.
 	byID   *btree.BTreeG[*entry]
 	chains map[chainKey]*chainSet // flows per (port, chain)
