@@ -11,6 +11,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/offloadd/offloadd/offload"
 )
@@ -84,40 +85,67 @@ func OpenWith(path string, o Options) (*Bolt, error) {
 			return nil, err
 		}
 	}
+	if err == nil {
+		// Check an existing file read-only first: bbolt loads the
+		// freelist when it opens a file for writing, and a panic there
+		// leaks the mapping and so the file's lock.
+		ro, err := openBolt(path, true, o.Log)
+		if err != nil {
+			return nil, err
+		}
+		if err := ro.verify(o.salvage); err != nil || o.ReadOnly {
+			if err != nil {
+				ro.Close()
+				return nil, err
+			}
+			return ro, nil
+		}
+		if err := ro.Close(); err != nil {
+			return nil, fmt.Errorf("open state file %s: %w", path, err)
+		}
+	}
+	b, err := openBolt(path, false, o.Log)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.upgrade(); err != nil {
+		b.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+// openBolt opens the bbolt file. Errors that say the file is not a sound
+// bbolt file wrap ErrDamaged.
+func openBolt(path string, readOnly bool, log *slog.Logger) (*Bolt, error) {
 	var file *os.File
-	bo := &bolt.Options{Timeout: 2 * time.Second, ReadOnly: o.ReadOnly,
+	bo := &bolt.Options{Timeout: 2 * time.Second, ReadOnly: readOnly,
 		OpenFile: func(name string, flag int, mode os.FileMode) (*os.File, error) {
 			f, err := os.OpenFile(name, flag, mode)
 			file = f
 			return f, err
 		}}
 	var db *bolt.DB
-	err = guard("open state file", path, func() error {
+	err := guard("open state file", path, func() error {
 		var err error
 		db, err = bolt.Open(path, 0o600, bo)
 		return err
 	})
-	if err != nil {
-		if db == nil && file != nil {
-			file.Close() // bbolt panicked holding it (and its lock)
-		}
-		if !errors.Is(err, ErrDamaged) {
-			err = fmt.Errorf("open state file %s: %w", path, err)
-		}
-		return nil, err
+	if err == nil {
+		return &Bolt{db: db, path: path, log: log}, nil
 	}
-	b := &Bolt{db: db, path: path, log: o.Log}
-	if err := b.verify(o.salvage); err != nil {
-		db.Close()
-		return nil, err
+	if db == nil && file != nil {
+		file.Close() // bbolt panicked holding it
 	}
-	if !o.ReadOnly {
-		if err := b.upgrade(); err != nil {
-			db.Close()
-			return nil, err
-		}
+	var pe *fs.PathError
+	switch {
+	case errors.Is(err, ErrDamaged):
+	case errors.Is(err, berrors.ErrTimeout) || errors.As(err, &pe):
+		err = fmt.Errorf("open state file %s: %w", path, err)
+	default: // bbolt's invalid, version mismatch, checksum, file size
+		err = fmt.Errorf("open state file %s: %w: %w", path, ErrDamaged, err)
 	}
-	return b, nil
+	return nil, err
 }
 
 // verify checks that the file holds every page bbolt will read and runs
