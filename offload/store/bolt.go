@@ -140,7 +140,9 @@ func openBolt(path string, readOnly bool, log *slog.Logger) (*Bolt, error) {
 	var pe *fs.PathError
 	switch {
 	case errors.Is(err, ErrDamaged):
-	case errors.Is(err, berrors.ErrTimeout) || errors.As(err, &pe):
+	case errors.Is(err, berrors.ErrTimeout):
+		err = fmt.Errorf("open state file %s: locked by another process (a running offloadd?): %w", path, err)
+	case errors.As(err, &pe):
 		err = fmt.Errorf("open state file %s: %w", path, err)
 	default: // bbolt's invalid, version mismatch, checksum, file size
 		err = fmt.Errorf("open state file %s: %w: %w", path, ErrDamaged, err)
