@@ -261,7 +261,7 @@ type daemon struct {
 	cmd    *exec.Cmd
 	exited chan error // the process's Wait
 	conn   *grpc.ClientConn
-	flows v1.FlowServiceClient
+	flows  v1.FlowServiceClient
 }
 
 func (d *daemon) start(ctx context.Context) error {
