@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func present(dport uint32, gen uint64) state { return state{present: true, dport: dport, gen: gen} }
+func present(ver uint32, gen uint64) state { return state{present: true, ver: ver, gen: gen} }
 
 // listed is what ListFlows would return for m, with dup listed twice.
 func listed(m map[string]state, dup ...string) []listedFlow {
@@ -48,7 +48,7 @@ func TestJournalCheck(t *testing.T) {
 	assert.Equal(t, 2, j.stats.UnknownApplied)
 	assert.Equal(t, 1, j.stats.UnknownDropped)
 
-	// Now lose things: an acknowledged update (c back at dport 1), an
+	// Now lose things: an acknowledged update (c back at version 2), an
 	// acknowledged create (x2 absent), a delete undone (gone), a
 	// duplicate, an atomic batch half applied.
 	j.ack("c", present(3, 3))

@@ -7,10 +7,11 @@ import (
 )
 
 // state is what one flow ID holds: absent, or a flow whose content is
-// told apart by its destination port, at a generation.
+// told apart by a version (its IPv4 destination, from a counter of its
+// client: never reused by a run), at a generation.
 type state struct {
 	present bool
-	dport   uint32
+	ver     uint32
 	gen     uint64
 }
 
@@ -18,7 +19,7 @@ func (s state) String() string {
 	if !s.present {
 		return "absent"
 	}
-	return fmt.Sprintf("dport %d gen %d", s.dport, s.gen)
+	return fmt.Sprintf("version %d gen %d", s.ver, s.gen)
 }
 
 // sameFlow compares content, and the generation where both know it.
@@ -26,7 +27,7 @@ func sameFlow(a, b state) bool {
 	if a.present != b.present {
 		return false
 	}
-	return !a.present || a.dport == b.dport && (a.gen == 0 || b.gen == 0 || a.gen == b.gen)
+	return !a.present || a.ver == b.ver && (a.gen == 0 || b.gen == 0 || a.gen == b.gen)
 }
 
 // op is one request whose answer was lost: each ID is in its old or its

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -124,6 +125,7 @@ func Run(ctx context.Context, c Config) (stats, []string, error) {
 	d := &daemon{bin: c.Binary, stateDir: stateDir, sock: filepath.Join(c.Dir, "offloadd.sock"), logPath: logPath}
 	defer d.stop()
 
+	vers := make([]uint32, c.Clients)
 	for round := range c.Rounds + 1 {
 		if err := d.start(ctx); err != nil {
 			return j.stats, j.problems, fmt.Errorf("round %d: %w", round, err)
@@ -142,7 +144,9 @@ func Run(ctx context.Context, c Config) (stats, []string, error) {
 		lctx, cancel := context.WithCancel(ctx)
 		var wg sync.WaitGroup
 		for cl := range c.Clients {
-			wg.Go(func() { client(lctx, d.flows, j, c, cl, rand.New(rand.NewPCG(c.Seed, uint64(round*1000+cl)))) })
+			wg.Go(func() {
+				client(lctx, d.flows, j, c, cl, &vers[cl], rand.New(rand.NewPCG(c.Seed, uint64(round*1000+cl))))
+			})
 		}
 		time.Sleep(killAt)
 		if err := d.kill(); err != nil {
@@ -173,7 +177,8 @@ func build(ctx context.Context, bin string) error {
 
 // client sends requests on its own IDs until ctx ends or a request gets
 // no answer (the daemon died, or failed it).
-func client(ctx context.Context, flows v1.FlowServiceClient, j *journal, c Config, cl int, rng *rand.Rand) {
+// ver counts the client's flow versions over the run (24 bits are used).
+func client(ctx context.Context, flows v1.FlowServiceClient, j *journal, c Config, cl int, ver *uint32, rng *rand.Rand) {
 	for ctx.Err() == nil {
 		n := 1 + rng.IntN(c.Batch)
 		seen := map[string]bool{}
@@ -194,7 +199,7 @@ func client(ctx context.Context, flows v1.FlowServiceClient, j *journal, c Confi
 			err = deleteFlows(ctx, flows, j, ids)
 		} else {
 			o.atomic = rng.IntN(2) == 0
-			err = applyFlows(ctx, flows, j, o)
+			err = applyFlows(ctx, flows, j, o, ver)
 		}
 		if err != nil {
 			j.lost(o)
@@ -203,13 +208,15 @@ func client(ctx context.Context, flows v1.FlowServiceClient, j *journal, c Confi
 	}
 }
 
-func applyFlows(ctx context.Context, flows v1.FlowServiceClient, j *journal, o *op) error {
+// applyFlows applies o's flows, each with the next version from ver.
+func applyFlows(ctx context.Context, flows v1.FlowServiceClient, j *journal, o *op, ver *uint32) error {
 	req := &v1.ApplyFlowsRequest{Atomic: o.atomic}
 	for i, id := range o.ids {
-		dport := j.get(id).dport%65535 + 1
-		o.new[id] = state{present: true, dport: dport}
+		*ver = (*ver + 1) & 0xffffff
+		o.new[id] = state{present: true, ver: *ver}
+		dst := netip.AddrFrom4([4]byte{10, byte(*ver >> 16), byte(*ver >> 8), byte(*ver)})
 		req.Flows = append(req.Flows, &v1.Flow{Id: id, Port: fmt.Sprintf("pf0vf%d", i%4), Priority: 10,
-			Match:   &v1.Match{EthType: "ipv4", IpProto: "tcp", DstPort: &dport},
+			Match:   &v1.Match{EthType: "ipv4", Ipv4Dst: dst.String()},
 			Actions: []*v1.Action{{Action: &v1.Action_Drop{Drop: &v1.Drop{}}}}})
 	}
 	resp, err := flows.ApplyFlows(ctx, req)
@@ -316,8 +323,17 @@ func (d *daemon) list(ctx context.Context) ([]listedFlow, error) {
 			return nil, err
 		}
 		for _, f := range resp.GetFlows() {
+			dst := f.GetFlow().GetMatch().GetIpv4Dst()
+			if !strings.Contains(dst, "/") {
+				dst += "/32"
+			}
+			p, err := netip.ParsePrefix(dst)
+			if err != nil {
+				return nil, fmt.Errorf("flow %s: %w", f.GetFlow().GetId(), err)
+			}
+			a := p.Addr().As4()
 			out = append(out, listedFlow{id: f.GetFlow().GetId(),
-				state: state{present: true, dport: f.GetFlow().GetMatch().GetDstPort(), gen: f.GetGeneration()}})
+				state: state{present: true, ver: uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3]), gen: f.GetGeneration()}})
 		}
 		if token = resp.GetNextPageToken(); token == "" {
 			return out, nil
