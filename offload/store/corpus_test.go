@@ -9,10 +9,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/offloadd/offloadd/offload"
+	"github.com/offloadd/offloadd/offload/flow"
 )
 
 // damage is one way to break a state file.
@@ -158,6 +160,14 @@ func TestDamagedStateCorpus(t *testing.T) {
 	require.GreaterOrEqual(t, len(ds), 41)
 	counts := map[outcome]int{}
 	reasons := map[string]int{}
+	repaired, keptTotal := 0, 0
+	// Every version of every flow the file ever held: a repaired file
+	// may hold the transaction before the last (a damaged meta page), but
+	// never a flow it was not given.
+	versions := map[string]bool{}
+	for _, sf := range append(testFlows(300), want...) {
+		versions[flowKey(sf)] = true
+	}
 	checkRefused := 0
 	for i, d := range ds {
 		path := filepath.Join(dir, fmt.Sprintf("v%03d.db", i))
@@ -183,9 +193,16 @@ func TestDamagedStateCorpus(t *testing.T) {
 		} else {
 			require.True(t, bad, "%s: check passes a file that does not load (%v)", d.name, err)
 			checkRefused++
+			kept, ok := repairAndLoad(t, path, d.name, versions)
+			if ok {
+				repaired++
+				keptTotal += kept
+			}
 		}
 		os.Remove(path)
 	}
+	t.Logf("offloadd state repair: %d of %d refused files repaired, keeping %d of their %d flows; the rest need a backup",
+		repaired, checkRefused, keptTotal, repaired*len(want))
 	t.Logf("damaged variants: %d; refused at open: %d, refused at load: %d, loaded identical: %d, silently changed: %d; state check flagged %d",
 		len(ds), counts[refusedOpen], counts[refusedLoad], counts[identical], counts[changed], checkRefused)
 	t.Logf("refused because: %v", reasons)
@@ -247,4 +264,37 @@ func TestOpenRecoversBboltPanic(t *testing.T) {
 	_, err = Open(other)
 	require.ErrorIs(t, err, ErrDamaged)
 	require.NotContains(t, err.Error(), "bbolt:")
+}
+
+func flowKey(sf offload.StoredFlow) string {
+	return fmt.Sprintf("%s %d %x", sf.Flow.ID, sf.Generation, flow.AppendBinary(nil, sf.Flow))
+}
+
+// repairAndLoad runs Repair on a copy of a refused file: it fails, or the
+// result opens and loads cleanly with flows that were all given to the
+// file once. It returns the flows kept.
+func repairAndLoad(t *testing.T, path, name string, versions map[string]bool) (int, bool) {
+	t.Helper()
+	cp := path + ".repair-test"
+	copyFile(t, path, cp)
+	defer func() {
+		matches, _ := filepath.Glob(cp + "*")
+		for _, m := range matches {
+			os.Remove(m)
+		}
+	}()
+	res, err := Repair(cp, time.Unix(0, 0))
+	if err != nil {
+		return 0, false
+	}
+	b, err := Open(cp)
+	require.NoError(t, err, "%s: the repaired file opens", name)
+	defer b.Close()
+	got, err := b.Load()
+	require.NoError(t, err, "%s: the repaired file loads", name)
+	require.Len(t, got, res.Kept, name)
+	for _, sf := range got {
+		require.True(t, versions[flowKey(sf)], "%s: repair produced flow %s that was never saved", name, sf.Flow.ID)
+	}
+	return len(got), true
 }
