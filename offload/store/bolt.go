@@ -56,8 +56,10 @@ type Options struct {
 	// it: schema 2 files stay schema 2. The default is read-write.
 	ReadOnly bool
 
-	// salvage skips the page check, for Repair: the walk then reads
-	// what it can (guarded) and reports where it stopped.
+	// salvage opens a file that fails the checks after bbolt's own open
+	// (short file, bbolt page check), read-only, for Repair: the walk
+	// then reads what it can (guarded: reads past the end fault into a
+	// panic) and reports where it stopped.
 	salvage bool
 }
 
@@ -93,11 +95,11 @@ func OpenWith(path string, o Options) (*Bolt, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := ro.verify(o.salvage); err != nil || o.ReadOnly {
-			if err != nil {
-				ro.Close()
-				return nil, err
-			}
+		if err := ro.verify(); err != nil && !o.salvage {
+			ro.Close()
+			return nil, err
+		}
+		if o.ReadOnly {
 			return ro, nil
 		}
 		if err := ro.Close(); err != nil {
@@ -152,7 +154,7 @@ func openBolt(path string, readOnly bool, log *slog.Logger) (*Bolt, error) {
 
 // verify checks that the file holds every page bbolt will read and runs
 // bbolt's page consistency check.
-func (b *Bolt) verify(sizeOnly bool) error {
+func (b *Bolt) verify() error {
 	st, err := os.Stat(b.path)
 	if err != nil {
 		return fmt.Errorf("check state file %s: %w", b.path, err)
@@ -161,9 +163,6 @@ func (b *Bolt) verify(sizeOnly bool) error {
 		return b.db.View(func(tx *bolt.Tx) error {
 			if hwm := tx.Size(); st.Size() < hwm {
 				return fmt.Errorf("check state file %s: %w: %d bytes, its pages need %d (truncated)", b.path, ErrDamaged, st.Size(), hwm)
-			}
-			if sizeOnly {
-				return nil
 			}
 			var errs []error
 			for err := range tx.Check() {
