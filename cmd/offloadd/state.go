@@ -56,6 +56,10 @@ func runState(args []string, out io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("state repair: %w", err)
 		}
+		if res.Original == "" {
+			fmt.Fprintf(out, "%s: %d records ok, nothing to repair\n", args[1], res.Kept)
+			return nil
+		}
 		fmt.Fprintf(out, "%s: kept %d records, dropped %d\n", args[1], res.Kept, len(res.Dropped))
 		printDamage(out, res.Dropped, res.SummaryErr)
 		if res.Unread != nil {

@@ -35,6 +35,13 @@ func TestStateCommands(t *testing.T) {
 	require.NoError(t, runState([]string{"check", dir}, &out))
 	assert.Contains(t, out.String(), "50 records ok (0 without checksum, from an older release), 0 damaged")
 
+	out.Reset()
+	require.NoError(t, runState([]string{"repair", dir}, &out))
+	assert.Contains(t, out.String(), "50 records ok, nothing to repair")
+	kept, err := filepath.Glob(path + ".damaged-*")
+	require.NoError(t, err)
+	assert.Empty(t, kept, "a sound file is left alone")
+
 	backup := filepath.Join(t.TempDir(), "backup.db")
 	out.Reset()
 	require.NoError(t, runState([]string{"backup", dir, backup}, &out))
@@ -59,7 +66,7 @@ func TestStateCommands(t *testing.T) {
 	require.NoError(t, runState([]string{"repair", path}, &out))
 	assert.Contains(t, out.String(), "kept 49 records, dropped 1")
 	assert.Contains(t, out.String(), `damaged flow "acl-07"`)
-	kept, err := filepath.Glob(path + ".damaged-*")
+	kept, err = filepath.Glob(path + ".damaged-*")
 	require.NoError(t, err)
 	require.Len(t, kept, 1)
 	assert.Contains(t, out.String(), "the original is kept as "+kept[0])

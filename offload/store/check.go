@@ -173,15 +173,20 @@ type RepairResult struct {
 	Unread error
 	// SummaryErr is the summary mismatch of the damaged file, if any.
 	SummaryErr error
-	// Original is where the damaged file was moved.
+	// Original is where the damaged file was moved; empty when the file
+	// was sound and left as it was.
 	Original string
 }
 
 // Repair replaces the state file at path with a new one holding its good
-// records, and keeps the original as path.damaged-<UTC time>. A file
-// bbolt cannot open at all is not repaired (restore it from a backup).
+// records, and keeps the original as path.damaged-<UTC time>. A sound
+// file is left as it is. A file bbolt cannot open at all is not repaired
+// (restore it from a backup).
 func Repair(path string, now time.Time) (*RepairResult, error) {
 	path = statePath(path)
+	if rep, err := Check(path); err == nil && rep.OK() {
+		return &RepairResult{Kept: len(rep.Flows)}, nil // sound: left as it is
+	}
 	b, err := OpenWith(path, Options{ReadOnly: true, salvage: true, Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return nil, fmt.Errorf("repair %s: %w", path, err)
