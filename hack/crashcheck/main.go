@@ -114,6 +114,9 @@ func Run(ctx context.Context, c Config) (stats, []string, error) {
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
 		return j.stats, nil, err
 	}
+	if _, err := os.Stat(filepath.Join(stateDir, "state.db")); err == nil {
+		return j.stats, nil, fmt.Errorf("%s holds a state file of an earlier run: the journal starts empty; use a new --dir", stateDir)
+	}
 	if c.DiskFull != "" {
 		unmount, err := mountTmpfs(stateDir, c.DiskFull)
 		if err != nil {
