@@ -170,7 +170,14 @@ func Run(ctx context.Context, c Config) (stats, []string, error) {
 
 // build builds ./cmd/offloadd of this module to bin.
 func build(ctx context.Context, bin string) error {
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/offloadd/offloadd/cmd/offloadd")
+	gocmd := "go"
+	// go test and go run set GOROOT: build with the same toolchain.
+	if g := filepath.Join(os.Getenv("GOROOT"), "bin", "go"); os.Getenv("GOROOT") != "" {
+		if _, err := os.Stat(g); err == nil {
+			gocmd = g
+		}
+	}
+	cmd := exec.CommandContext(ctx, gocmd, "build", "-o", bin, "github.com/offloadd/offloadd/cmd/offloadd")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("build offloadd: %w", err)
