@@ -4,7 +4,7 @@ BIN       := bin
 RUN_DIR   := $(CURDIR)/.run
 PKGS      := ./...
 
-.PHONY: all build run test test-race test-unit test-kernel bench lint proto clean
+.PHONY: all build run test test-race test-unit test-kernel bench crashcheck crashcheck-disk-full lint proto clean
 
 all: build
 
@@ -30,6 +30,15 @@ test-kernel:
 ## bench: performance figures as ratios against reference runs (see docs/benchmarks.md).
 bench:
 	hack/bench.sh
+
+## crashcheck: SIGKILL the real daemon under load, restart, check no acknowledged change is lost (see docs/reliability.md).
+CRASHCHECK_FLAGS ?= --rounds 50 --clients 4 --batch 8
+crashcheck:
+	$(GO) run ./hack/crashcheck $(CRASHCHECK_FLAGS)
+
+## crashcheck-disk-full: the same with the state directory on a small tmpfs (root).
+crashcheck-disk-full:
+	$(GO) run ./hack/crashcheck $(CRASHCHECK_FLAGS) --disk-full 128k --ids 1000
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \

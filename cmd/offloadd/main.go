@@ -4,7 +4,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -21,13 +23,19 @@ import (
 var version = "dev"
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	err := run(os.Args[1:])
+	switch {
+	case errors.Is(err, pflag.ErrHelp):
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "offloadd:", err)
 		os.Exit(1)
 	}
 }
 
 func run(args []string) error {
+	if len(args) > 0 && args[0] == "state" {
+		return runState(args[1:], os.Stdout)
+	}
 	cfg, err := parseConfig(args)
 	if err != nil {
 		return err
@@ -56,8 +64,12 @@ func run(args []string) error {
 
 // parseConfig builds the daemon config: defaults, then --config, then
 // --emulated-config, then flags given on the command line.
-func parseConfig(args []string) (daemon.Config, error) {
+func parseConfig(args []string) (daemon.Config, error) { return parseConfigOut(args, os.Stderr) }
+
+// parseConfigOut is parseConfig printing usage (--help, bad flags) to out.
+func parseConfigOut(args []string, out io.Writer) (daemon.Config, error) {
 	fs := pflag.NewFlagSet("offloadd", pflag.ContinueOnError)
+	fs.SetOutput(out)
 	cfgPath := fs.String("config", "", "YAML config file (defaults apply to absent fields)")
 	socket := fs.String("socket", "", "unix socket path (default /run/offloadd/offloadd.sock)")
 	tcp := fs.String("tcp", "", "also listen on this TCP address (TLS 1.3 with client certificates: needs --tls-cert, --tls-key, --tls-client-ca)")
@@ -76,6 +88,9 @@ func parseConfig(args []string) (daemon.Config, error) {
 	logFormat := fs.String("log-format", "", "text or json")
 	emuFlags := emulated.DefaultConfig()
 	emuFlags.AddFlags(fs, "emulated-")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage:\n  offloadd [flags]                  run the daemon\n%s\nFlags:\n%s", stateUsage, fs.FlagUsages())
+	}
 	if err := fs.Parse(args); err != nil {
 		return daemon.Config{}, err
 	}

@@ -94,9 +94,14 @@ func New(cfg Config, log *slog.Logger) (*Daemon, error) {
 			d.closeDevices()
 			return nil, fmt.Errorf("create state dir %s: %w", cfg.StateDir, err)
 		}
-		st, err := store.Open(filepath.Join(cfg.StateDir, "state.db"))
+		path := filepath.Join(cfg.StateDir, store.FileName)
+		st, err := store.OpenWith(path, store.Options{Log: log})
 		if err != nil {
 			d.closeDevices()
+			if errors.Is(err, store.ErrDamaged) {
+				err = fmt.Errorf("%w (not starting: restore would delete the rules of flows it cannot read; "+
+					"inspect with offloadd state check %s, keep the good records with offloadd state repair %s, or restore a backup)", err, path, path)
+			}
 			return nil, err
 		}
 		d.store, ecfg.Store = st, st
