@@ -10,8 +10,8 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	// separateClient starts this test binary again as its client.
-	if clientMain(os.Args[1:]) {
+	// separateClient and latency start this test binary again as their client.
+	if clientMain(os.Args[1:]) || latencyMain(os.Args[1:]) {
 		os.Exit(0)
 	}
 	os.Exit(m.Run())

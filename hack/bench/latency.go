@@ -2,16 +2,21 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/encoding"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -71,8 +76,14 @@ func runProbes(ctx context.Context, sock string, probes []probe, first int, stop
 		}
 		wg.Go(func() {
 			defer conn.Close()
-			// Connect before the first scheduled call.
+			// Connected before the first scheduled call.
 			conn.Connect()
+			for st := conn.GetState(); st != connectivity.Ready; st = conn.GetState() {
+				if !conn.WaitForStateChange(ctx, st) {
+					out[k].err = fmt.Errorf("%s: connect: %w", p.name, ctx.Err())
+					return
+				}
+			}
 			next := time.Now()
 			for i := first; ; i++ {
 				t := time.NewTimer(time.Until(next))
@@ -120,46 +131,50 @@ func bulkLoad(ctx context.Context, sock string, reqs []rawRequest) (time.Duratio
 // samples are pooled.
 var latencyRounds = 3
 
+// latencyPersist says whether the latency run's daemons persist desired
+// state (in bbolt, on this machine's disk) as the daemon does by default.
+var latencyPersist = true
+
+// latencyFlag starts the arguments of a latency client process.
+const latencyFlag = "-latency-socket"
+
+// latencyResult is what a latency client reports on stdout: per phase
+// (under load, at rest) and probe, every call's latency.
+type latencyResult struct {
+	Lat  [2][3][]time.Duration `json:"lat"`
+	Took time.Duration         `json:"took"`
+	Err  string                `json:"err,omitempty"`
+}
+
+// latencyMain runs a latency client process when args ask for one.
+func latencyMain(args []string) bool {
+	if len(args) == 0 || args[0] != latencyFlag {
+		return false
+	}
+	fs := flag.NewFlagSet("latency client", flag.ExitOnError)
+	sock := fs.String(latencyFlag[1:], "", "the daemon's socket")
+	n := fs.Int("flows", 100000, "flows for the bulk load")
+	batch := fs.Int("batch", 1000, "flows per ApplyFlows batch")
+	check(fs.Parse(args))
+	res, err := latencyRound(context.Background(), *sock, *n, *batch)
+	if err != nil {
+		res.Err = err.Error()
+	}
+	check(json.NewEncoder(os.Stdout).Encode(res))
+	return true
+}
+
 // latency measures GetFlow, ListFlows (one port, first page) and
 // single-flow ApplyFlows over gRPC on the unix socket while another
 // client applies n flows in batches of batch back to back, and the same
 // calls at rest right after, on the same daemon with every flow in place.
+// The clients run in a process of their own, as controllers and
+// monitoring do, so that they do not share the daemon's Go scheduler;
+// each round has a fresh daemon, and the rounds' samples are pooled.
 func latency(ctx context.Context, n, batch int) ([]Figure, error) {
-	reqs, err := encodeRequests(benchFlows(n, ""), batch)
+	exe, err := os.Executable()
 	if err != nil {
-		return nil, err
-	}
-	resident := benchFlows(residentFlows, "r-")
-	residentReqs, err := encodeRequests(resident, batch)
-	if err != nil {
-		return nil, err
-	}
-	single := benchFlows(1, "")[0]
-	probes := []probe{
-		{"GetFlow", getEvery, func(ctx context.Context, conn *grpc.ClientConn, i int) error {
-			id := resident[rand.IntN(len(resident))].GetId()
-			return conn.Invoke(ctx, v1.FlowService_GetFlow_FullMethodName, &v1.GetFlowRequest{Id: id}, new(v1.GetFlowResponse))
-		}},
-		{"ListFlows", listEvery, func(ctx context.Context, conn *grpc.ClientConn, i int) error {
-			resp := new(v1.ListFlowsResponse)
-			if err := conn.Invoke(ctx, v1.FlowService_ListFlows_FullMethodName, &v1.ListFlowsRequest{Port: "pf0vf0"}, resp); err != nil {
-				return err
-			}
-			if len(resp.GetFlows()) == 0 {
-				return fmt.Errorf("empty page")
-			}
-			return nil
-		}},
-		{"ApplyFlows (1 flow)", applyEvery, func(ctx context.Context, conn *grpc.ClientConn, i int) error {
-			// A new flow each time: a controller adding one.
-			f := proto.Clone(single).(*v1.Flow)
-			f.Id = fmt.Sprintf("p-%07d", i)
-			resp := new(v1.ApplyFlowsResponse)
-			if err := conn.Invoke(ctx, v1.FlowService_ApplyFlows_FullMethodName, &v1.ApplyFlowsRequest{Flows: []*v1.Flow{f}}, resp); err != nil {
-				return err
-			}
-			return allCreated(resp)
-		}},
+		return nil, fmt.Errorf("find the bench binary: %w", err)
 	}
 	const (
 		loaded = iota
@@ -171,45 +186,44 @@ func latency(ctx context.Context, n, batch int) ([]Figure, error) {
 		loadTook []time.Duration
 	)
 	for round := range latencyRounds {
-		err := func() error {
+		res, err := func() (latencyResult, error) {
 			dir, err := os.MkdirTemp("", "offloadd-bench")
 			if err != nil {
-				return err
+				return latencyResult{}, err
 			}
 			defer os.RemoveAll(dir)
-			d, sock, err := startDaemon(ctx, dir, 2*n+4*residentFlows, true)
+			d, sock, err := startDaemon(ctx, dir, 2*n+4*residentFlows, latencyPersist)
 			if err != nil {
-				return err
+				return latencyResult{}, err
 			}
 			defer d.Shutdown(ctx)
-			if _, err := bulkLoad(ctx, sock, residentReqs); err != nil {
-				return fmt.Errorf("resident flows: %w", err)
-			}
-			runtime.GC()
-			// Under load: the probes run from just before the bulk load
-			// starts until it ends.
-			stop := make(chan struct{})
-			var runs []probeRun
-			done := make(chan struct{})
-			go func() { runs = runProbes(ctx, sock, probes, 0, stop); close(done) }()
-			time.Sleep(listEvery)
-			took, err := bulkLoad(ctx, sock, reqs)
-			close(stop)
-			<-done
+			cmd := exec.CommandContext(ctx, exe, latencyFlag, sock, "-flows", strconv.Itoa(n), "-batch", strconv.Itoa(batch))
+			cmd.Stderr = os.Stderr
+			out, err := cmd.Output()
 			if err != nil {
-				return fmt.Errorf("bulk load: %w", err)
+				return latencyResult{}, fmt.Errorf("latency client: %w", err)
 			}
-			loadTook = append(loadTook, took)
-			if err := keep(runs, loaded, &lat, &roundP99); err != nil {
-				return err
+			var res latencyResult
+			if err := json.Unmarshal(out, &res); err != nil {
+				return latencyResult{}, fmt.Errorf("read latency client's result: %w", err)
 			}
-			// At rest: as long again (at least a second), same daemon.
-			stop = make(chan struct{})
-			time.AfterFunc(max(took, time.Second), func() { close(stop) })
-			return keep(runProbes(ctx, sock, probes, 1<<20, stop), rest, &lat, &roundP99)
+			if res.Err != "" {
+				return latencyResult{}, fmt.Errorf("latency client: %s", res.Err)
+			}
+			return res, nil
 		}()
 		if err != nil {
 			return nil, fmt.Errorf("latency round %d: %w", round, err)
+		}
+		loadTook = append(loadTook, res.Took)
+		for ph := range 2 {
+			for k := range 3 {
+				if len(res.Lat[ph][k]) == 0 {
+					continue
+				}
+				lat[ph][k] = append(lat[ph][k], res.Lat[ph][k]...)
+				roundP99[ph][k] = append(roundP99[ph][k], quantiles(res.Lat[ph][k])[1])
+			}
 		}
 		runtime.GC()
 	}
@@ -217,7 +231,7 @@ func latency(ctx context.Context, n, batch int) ([]Figure, error) {
 	var figs []Figure
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	targets := [3]float64{5, 5, 2}
-	for k, p := range probes {
+	for k, p := range newProbes() {
 		var q [2][3]time.Duration // phase: p50, p99, max
 		for ph := range 2 {
 			if len(lat[ph][k]) == 0 {
@@ -245,24 +259,90 @@ func latency(ctx context.Context, n, batch int) ([]Figure, error) {
 		)
 	}
 	slices.Sort(loadTook)
-	best := loadTook[0]
 	figs = append(figs, Figure{Name: fmt.Sprintf("bulk apply with the probes running (%d flows, 1 batch in flight)", n),
-		Value: float64(n) / best.Seconds(), Unit: "flows/s",
-		Note: fmt.Sprintf("best of %d; slowest %.2f s; the probes read and write while it runs", latencyRounds, loadTook[len(loadTook)-1].Seconds())})
+		Value: float64(n) / loadTook[0].Seconds(), Unit: "flows/s",
+		Note: fmt.Sprintf("best of %d; slowest %.2f s; the probes read and write while it runs; desired state persisted: %v", latencyRounds, loadTook[len(loadTook)-1].Seconds(), latencyPersist)})
 	return figs, nil
 }
 
-// keep adds a phase's latencies to the pool and its p99 to the rounds'.
-func keep(runs []probeRun, phase int, lat, roundP99 *[2][3][]time.Duration) error {
+// newProbes returns the probes: GetFlow of a resident flow, ListFlows of
+// one port's first page (1,000 flows), and ApplyFlows of one new flow.
+func newProbes() []probe {
+	resident := benchFlows(residentFlows, "r-")
+	single := benchFlows(1, "")[0]
+	return []probe{
+		{"GetFlow", getEvery, func(ctx context.Context, conn *grpc.ClientConn, i int) error {
+			id := resident[rand.IntN(len(resident))].GetId()
+			return conn.Invoke(ctx, v1.FlowService_GetFlow_FullMethodName, &v1.GetFlowRequest{Id: id}, new(v1.GetFlowResponse))
+		}},
+		{"ListFlows", listEvery, func(ctx context.Context, conn *grpc.ClientConn, i int) error {
+			resp := new(v1.ListFlowsResponse)
+			if err := conn.Invoke(ctx, v1.FlowService_ListFlows_FullMethodName, &v1.ListFlowsRequest{Port: "pf0vf0"}, resp); err != nil {
+				return err
+			}
+			if len(resp.GetFlows()) == 0 {
+				return fmt.Errorf("empty page")
+			}
+			return nil
+		}},
+		{"ApplyFlows (1 flow)", applyEvery, func(ctx context.Context, conn *grpc.ClientConn, i int) error {
+			// A new flow each time: a controller adding one.
+			f := proto.Clone(single).(*v1.Flow)
+			f.Id = fmt.Sprintf("p-%07d", i)
+			resp := new(v1.ApplyFlowsResponse)
+			if err := conn.Invoke(ctx, v1.FlowService_ApplyFlows_FullMethodName, &v1.ApplyFlowsRequest{Flows: []*v1.Flow{f}}, resp); err != nil {
+				return err
+			}
+			return allCreated(resp)
+		}},
+	}
+}
+
+// latencyRound is one round of the latency client on a fresh daemon: it
+// applies the resident flows, runs the probes from just before a bulk
+// load of n flows until it ends, then at rest as long again (at least a
+// second).
+func latencyRound(ctx context.Context, sock string, n, batch int) (latencyResult, error) {
+	var res latencyResult
+	reqs, err := encodeRequests(benchFlows(n, ""), batch)
+	if err != nil {
+		return res, err
+	}
+	residentReqs, err := encodeRequests(benchFlows(residentFlows, "r-"), batch)
+	if err != nil {
+		return res, err
+	}
+	if _, err := bulkLoad(ctx, sock, residentReqs); err != nil {
+		return res, fmt.Errorf("resident flows: %w", err)
+	}
+	probes := newProbes()
+	runtime.GC()
+	stop := make(chan struct{})
+	var runs []probeRun
+	done := make(chan struct{})
+	go func() { runs = runProbes(ctx, sock, probes, 0, stop); close(done) }()
+	time.Sleep(listEvery)
+	res.Took, err = bulkLoad(ctx, sock, reqs)
+	close(stop)
+	<-done
+	if err != nil {
+		return res, fmt.Errorf("bulk load: %w", err)
+	}
+	if err := keep(runs, &res.Lat[0]); err != nil {
+		return res, err
+	}
+	stop = make(chan struct{})
+	time.AfterFunc(max(res.Took, time.Second), func() { close(stop) })
+	return res, keep(runProbes(ctx, sock, probes, 1<<20, stop), &res.Lat[1])
+}
+
+// keep keeps a phase's latencies.
+func keep(runs []probeRun, lat *[3][]time.Duration) error {
 	for k, r := range runs {
 		if r.err != nil {
 			return r.err
 		}
-		if len(r.lat) == 0 {
-			continue
-		}
-		lat[phase][k] = append(lat[phase][k], r.lat...)
-		roundP99[phase][k] = append(roundP99[phase][k], quantiles(r.lat)[1])
+		lat[k] = r.lat
 	}
 	return nil
 }

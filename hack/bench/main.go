@@ -14,6 +14,8 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"slices"
+	"strings"
 
 	"github.com/offloadd/offloadd/hack/bench/report"
 )
@@ -33,8 +35,9 @@ func main() {
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run here")
 	memProfile := flag.String("memprofile", "", "write an allocation profile of the whole run here")
 	flag.IntVar(&inflight, "inflight", inflight, "batches the client keeps in flight")
-	only := flag.String("only", "", "run one part: insertion, grpc, client, latency, restart, restart-large or memory (default all)")
-	if clientMain(os.Args[1:]) {
+	only := flag.String("only", "", "run these parts, comma-separated: insertion, grpc, client, latency, restart, restart-large, memory (default all but grpc)")
+	flag.BoolVar(&latencyPersist, "latency-persist", latencyPersist, "persist desired state in the latency run, as the daemon does")
+	if clientMain(os.Args[1:]) || latencyMain(os.Args[1:]) {
 		return
 	}
 	flag.Parse()
@@ -62,10 +65,11 @@ func main() {
 	}
 	step := func(name string) { fmt.Fprintf(os.Stderr, "== %s\n", name) }
 
-	parts := []struct {
+	type part struct {
 		name, title string
 		run         func() ([]Figure, error)
-	}{
+	}
+	parts := []part{
 		{"insertion", fmt.Sprintf("insertion: %d flows in batches of %d", *nFlows, *batch),
 			func() ([]Figure, error) { return insertion(ctx, *nFlows, *batch, sideBoth) }},
 		{"grpc", fmt.Sprintf("insertion over gRPC only: %d flows in batches of %d", *nFlows, *batch),
@@ -81,21 +85,27 @@ func main() {
 		{"memory", fmt.Sprintf("memory: %d flows", *memFlows),
 			func() ([]Figure, error) { return memory(ctx, *memFlows, *batch) }},
 	}
-	ran := false
+	want := map[string]bool{}
+	for name := range strings.SplitSeq(*only, ",") {
+		if name != "" {
+			want[name] = true
+		}
+	}
+	for name := range want {
+		if !slices.ContainsFunc(parts, func(p part) bool { return p.name == name }) {
+			check(fmt.Errorf("-only: no part %q", name))
+		}
+	}
 	for _, p := range parts {
-		if *only == "" && p.name == "grpc" || *only != "" && *only != p.name {
+		if len(want) == 0 && p.name == "grpc" || len(want) > 0 && !want[p.name] {
 			continue
 		}
-		ran = true
 		step(p.title)
 		figs, err := p.run()
 		check(err)
 		for _, f := range figs {
 			add(f)
 		}
-	}
-	if !ran {
-		check(fmt.Errorf("-only %q: no such part", *only))
 	}
 
 	path, err := rep.Write(*out, "bench.json")

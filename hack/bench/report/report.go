@@ -65,7 +65,11 @@ func (r *Report) Write(dir, name string) (string, error) {
 // Print writes the machine line and the figures as a table; notes follow
 // it, numbered.
 func (r *Report) Print(w io.Writer) {
-	fmt.Fprintf(w, "\nmachine: %s, %s cores, Go %s\n\n", r.Machine["cpu"], r.Machine["cores"], r.Machine["go"])
+	fmt.Fprintf(w, "\nmachine: %s, %s cores, Go %s", r.Machine["cpu"], r.Machine["cores"], r.Machine["go"])
+	if la := r.Machine["loadavg"]; la != "" {
+		fmt.Fprintf(w, ", load average %s at the start", la)
+	}
+	fmt.Fprint(w, "\n\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "FIGURE\tVALUE\tUNIT\tTARGET\tMET")
 	var notes []string
@@ -90,9 +94,15 @@ func (r *Report) Print(w io.Writer) {
 	}
 }
 
-// Machine describes this machine: CPU model, cores, Go version, date.
+// Machine describes this machine: CPU model, cores, Go version, date,
+// and the load average over 1, 5 and 15 minutes (the machines are shared).
 func Machine() map[string]string {
 	m := map[string]string{"go": runtime.Version(), "cores": fmt.Sprint(runtime.NumCPU()), "date": time.Now().UTC().Format(time.RFC3339)}
+	if data, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(data)); len(f) >= 3 {
+			m["loadavg"] = strings.Join(f[:3], " ")
+		}
+	}
 	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for _, line := range strings.Split(string(data), "\n") {
 			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
