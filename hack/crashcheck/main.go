@@ -59,6 +59,12 @@ func main() {
 	flag.DurationVar(&c.KillMax, "kill-max", 1500*time.Millisecond, "longest time from a start to its SIGKILL")
 	flag.StringVar(&c.DiskFull, "disk-full", "", "put the state directory on a tmpfs of this size (e.g. 256k; needs root)")
 	flag.Uint64Var(&c.Seed, "seed", uint64(time.Now().UnixNano()), "random seed")
+	var g GreedyConfig
+	greedy := flag.Bool("greedy", false, "instead: measure what stuck watchers and listing clients cost (see --flows, --watchers, --listers)")
+	flag.IntVar(&g.Flows, "flows", 200000, "greedy: flows installed")
+	flag.IntVar(&g.Watchers, "watchers", 20, "greedy: watchers that never read")
+	flag.IntVar(&g.Listers, "listers", 4, "greedy: clients listing every flow in pages of 1,000")
+	flag.DurationVar(&g.Duration, "duration", 10*time.Second, "greedy: how long single-flow applies are timed under the listers")
 	flag.Parse()
 	c.Log = os.Stderr
 	if c.Dir == "" {
@@ -69,6 +75,16 @@ func main() {
 		}
 		defer os.RemoveAll(d)
 		c.Dir = d
+	}
+	if *greedy {
+		g.Dir, g.Binary, g.Log = c.Dir, c.Binary, c.Log
+		r, err := RunGreedy(context.Background(), g)
+		r.print(os.Stdout, g)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "crashcheck:", err)
+			os.Exit(2)
+		}
+		return
 	}
 	st, problems, err := Run(context.Background(), c)
 	printReport(os.Stdout, c, st, problems)
@@ -274,6 +290,8 @@ type listedFlow struct {
 // daemon is the offloadd process under test.
 type daemon struct {
 	bin, stateDir, sock, logPath string
+	// args are more command-line arguments.
+	args []string
 
 	cmd    *exec.Cmd
 	exited chan error // the process's Wait
@@ -287,7 +305,7 @@ func (d *daemon) start(ctx context.Context) error {
 		return err
 	}
 	defer log.Close()
-	d.cmd = exec.Command(d.bin, "--backend", "emulated", "--state-dir", d.stateDir, "--socket", d.sock, "--log-level", "warn")
+	d.cmd = exec.Command(d.bin, append([]string{"--backend", "emulated", "--state-dir", d.stateDir, "--socket", d.sock, "--log-level", "warn"}, d.args...)...)
 	d.cmd.Stdout, d.cmd.Stderr = log, log
 	if err := d.cmd.Start(); err != nil {
 		return fmt.Errorf("start offloadd: %w", err)

@@ -1,0 +1,223 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	v1 "github.com/offloadd/offloadd/api/offloadd/v1"
+)
+
+// GreedyConfig is a run of greedy clients against one daemon.
+type GreedyConfig struct {
+	Binary, Dir string
+	// Flows are installed first, in ApplyFlows batches of 1,000.
+	Flows int
+	// Watchers open WatchFlows, each on its own connection, and never
+	// read while every flow is changed once.
+	Watchers int
+	// Listers list every flow in pages of 1,000, over and over, while
+	// single-flow applies are timed for Duration.
+	Listers  int
+	Duration time.Duration
+	Log      io.Writer
+}
+
+// GreedyReport holds the figures of a greedy run.
+type GreedyReport struct {
+	// HeapBefore and HeapPeak are the daemon's Go heap in use before the
+	// watchers and the most seen while they were stuck.
+	HeapBefore, HeapPeak float64
+	// WatchersCut ended with ABORTED (cut for falling behind).
+	WatchersCut int
+	// Applies are single-flow ApplyFlows latencies under the listers.
+	Applies []time.Duration
+	// Pages is how many ListFlows pages the listers read meanwhile.
+	Pages int
+}
+
+func (r GreedyReport) print(w io.Writer, g GreedyConfig) {
+	fmt.Fprintf(w, "greedy: %d flows, %d watchers that never read, %d listing clients\n", g.Flows, g.Watchers, g.Listers)
+	fmt.Fprintf(w, "daemon heap in use: %.1f MiB before the watchers, %.1f MiB at most while they were stuck (growth %.1f MiB); watchers cut: %d of %d\n",
+		r.HeapBefore/(1<<20), r.HeapPeak/(1<<20), (r.HeapPeak-r.HeapBefore)/(1<<20), r.WatchersCut, g.Watchers)
+	if len(r.Applies) > 0 {
+		fmt.Fprintf(w, "single-flow ApplyFlows under the listers: %d in %v, p50 %v, p99 %v, max %v; pages listed meanwhile %d\n",
+			len(r.Applies), g.Duration, pct(r.Applies, 50), pct(r.Applies, 99), r.Applies[len(r.Applies)-1], r.Pages)
+	}
+}
+
+func pct(sorted []time.Duration, p int) time.Duration {
+	return sorted[min(len(sorted)-1, len(sorted)*p/100)].Round(10 * time.Microsecond)
+}
+
+// RunGreedy starts the daemon and runs the greedy clients.
+func RunGreedy(ctx context.Context, g GreedyConfig) (GreedyReport, error) {
+	var r GreedyReport
+	if g.Binary == "" {
+		g.Binary = filepath.Join(g.Dir, "offloadd")
+		if err := build(ctx, g.Binary); err != nil {
+			return r, err
+		}
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return r, err
+	}
+	metrics := lis.Addr().String()
+	lis.Close()
+	d := &daemon{bin: g.Binary, stateDir: filepath.Join(g.Dir, "state"), sock: filepath.Join(g.Dir, "offloadd.sock"),
+		logPath: filepath.Join(g.Dir, "offloadd.log"), args: []string{"--metrics", metrics}}
+	if err := d.start(ctx); err != nil {
+		return r, err
+	}
+	defer d.stop()
+	apply := func(fs []*v1.Flow) error {
+		_, err := d.flows.ApplyFlows(ctx, &v1.ApplyFlowsRequest{Flows: fs})
+		return err
+	}
+	install := func(version uint32) error {
+		for lo := 0; lo < g.Flows; lo += 1000 {
+			var fs []*v1.Flow
+			for i := lo; i < min(lo+1000, g.Flows); i++ {
+				fs = append(fs, greedyFlow(i, version))
+			}
+			if err := apply(fs); err != nil {
+				return fmt.Errorf("install flows %d..: %w", lo, err)
+			}
+		}
+		return nil
+	}
+	if err := install(1); err != nil {
+		return r, err
+	}
+	fmt.Fprintf(g.Log, "greedy: %d flows installed\n", g.Flows)
+	if r.HeapBefore, err = heapInUse(metrics); err != nil {
+		return r, err
+	}
+
+	// Watchers that never read, each on a connection of its own.
+	var streams []grpc.ServerStreamingClient[v1.WatchFlowsResponse]
+	wctx, stopWatchers := context.WithCancel(ctx)
+	defer stopWatchers()
+	for range g.Watchers {
+		conn, err := grpc.NewClient("unix://"+d.sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return r, err
+		}
+		defer conn.Close()
+		s, err := v1.NewFlowServiceClient(conn).WatchFlows(wctx, &v1.WatchFlowsRequest{})
+		if err != nil {
+			return r, fmt.Errorf("watch: %w", err)
+		}
+		streams = append(streams, s)
+	}
+	peak := r.HeapBefore
+	sample := func() {
+		if h, err := heapInUse(metrics); err == nil && h > peak {
+			peak = h
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- install(2) }()
+	for waiting := true; waiting; {
+		select {
+		case err := <-done:
+			if err != nil {
+				return r, err
+			}
+			waiting = false
+		case <-time.After(200 * time.Millisecond):
+			sample()
+		}
+	}
+	for range 10 {
+		sample()
+		time.Sleep(100 * time.Millisecond)
+	}
+	r.HeapPeak = peak
+	for _, s := range streams {
+		for {
+			if _, err := s.Recv(); err != nil {
+				if status.Code(err) == codes.Aborted {
+					r.WatchersCut++
+				}
+				break
+			}
+		}
+	}
+	stopWatchers()
+
+	// Listers and timed single-flow applies.
+	lctx, stopListers := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for range g.Listers {
+		wg.Go(func() {
+			token := ""
+			for lctx.Err() == nil {
+				resp, err := d.flows.ListFlows(lctx, &v1.ListFlowsRequest{PageSize: 1000, PageToken: token})
+				if err != nil {
+					return
+				}
+				mu.Lock()
+				r.Pages++
+				mu.Unlock()
+				token = resp.GetNextPageToken()
+			}
+		})
+	}
+	end := time.Now().Add(g.Duration)
+	for i := 0; time.Now().Before(end); i++ {
+		start := time.Now()
+		if err := apply([]*v1.Flow{greedyFlow(g.Flows+i%100, uint32(3+i))}); err != nil {
+			stopListers()
+			wg.Wait()
+			return r, fmt.Errorf("single-flow apply: %w", err)
+		}
+		r.Applies = append(r.Applies, time.Since(start))
+		time.Sleep(5 * time.Millisecond)
+	}
+	stopListers()
+	wg.Wait()
+	slices.Sort(r.Applies)
+	return r, nil
+}
+
+// greedyFlow is flow i at a version carried in its destination port.
+func greedyFlow(i int, version uint32) *v1.Flow {
+	port := 1 + version%60000
+	return &v1.Flow{Id: fmt.Sprintf("g%07d", i), Port: "pf0vf0", Priority: uint32(1 + i%1000),
+		Match: &v1.Match{EthType: "ipv4", IpProto: "tcp", Ipv4Dst: fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255), DstPort: &port},
+		Actions: []*v1.Action{{Action: &v1.Action_Drop{Drop: &v1.Drop{}}}}}
+}
+
+// heapInUse scrapes go_memstats_heap_inuse_bytes from the daemon.
+func heapInUse(addr string) (float64, error) {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return 0, fmt.Errorf("scrape metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "go_memstats_heap_inuse_bytes "); ok {
+			return strconv.ParseFloat(v, 64)
+		}
+	}
+	return 0, errors.New("no go_memstats_heap_inuse_bytes in the metrics")
+}
