@@ -40,10 +40,11 @@ type gotoEdge struct {
 // existing flow of its ID). Every goto of a batch flow that lies on a
 // cycle is reported, at "actions[i].chain", with the cycle it closes.
 //
-// A cycle is refused even when the matches along it may be disjoint: the
-// kernel caps nothing but a reclassify, a packet that follows the cycle
-// spins in softirq, and hardware such as mlx5 refuses a goto to an
-// earlier chain anyway.
+// A cycle is refused even when the matches along it may be disjoint: a
+// packet that follows it is dropped by the kernel after 16 gotos
+// (max_reclassify_loop in __tcf_classify, logged as "reclassify loop"),
+// a drop no flow's counters explain, and hardware such as mlx5 refuses a
+// goto to an earlier chain anyway.
 //
 // Only flows with a goto action add edges, so callers may pass as
 // existing only the installed flows that have one. It runs in time linear
