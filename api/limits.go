@@ -26,29 +26,29 @@ import (
 type Limits struct {
 	// MaxConnections is the most API connections open at once per
 	// listener (default 256); more are closed on accept, with a log line.
-	MaxConnections int `json:"maxConnections,omitempty"`
+	MaxConnections int
 	// MaxStreamsPerConnection is HTTP/2's SETTINGS_MAX_CONCURRENT_STREAMS
 	// (default 128): calls in flight on one connection; a client's further
 	// calls wait for one to end.
-	MaxStreamsPerConnection uint32 `json:"maxStreamsPerConnection,omitempty"`
+	MaxStreamsPerConnection uint32
 	// MaxRecvMsgSize and MaxSendMsgSize bound one message, in bytes
 	// (default 64 MiB each: a batch of 10,000 flows and its answer fit).
-	MaxRecvMsgSize int `json:"maxRecvMsgSize,omitempty"`
-	MaxSendMsgSize int `json:"maxSendMsgSize,omitempty"`
+	MaxRecvMsgSize int
+	MaxSendMsgSize int
 	// MaxFlowsPerRequest bounds the flows of one ApplyFlows or
 	// ExplainFlows request (default 10000).
-	MaxFlowsPerRequest int `json:"maxFlowsPerRequest,omitempty"`
+	MaxFlowsPerRequest int
 	// MaxWatchers bounds the WatchFlows streams open at once (default 64);
 	// each holds a snapshot of every flow while it is sent.
-	MaxWatchers int `json:"maxWatchers,omitempty"`
+	MaxWatchers int
 	// MaxConnectionIdle closes a connection with no call for this long
 	// (default 30m; WatchFlows streams count as calls).
-	MaxConnectionIdle time.Duration `json:"maxConnectionIdle,omitempty"`
+	MaxConnectionIdle time.Duration
 	// KeepaliveMinTime is the shortest interval between a client's pings
 	// that is tolerated (default 10s, gRPC clients' own minimum); a
 	// client that pings more often is sent GOAWAY "too_many_pings".
 	// Pings without a call in flight are allowed.
-	KeepaliveMinTime time.Duration `json:"keepaliveMinTime,omitempty"`
+	KeepaliveMinTime time.Duration
 }
 
 // DefaultLimits are the limits a daemon runs with unless configured.
@@ -199,6 +199,10 @@ type limitConn struct {
 	l    *limitListener
 	once sync.Once
 }
+
+// NetConn is the connection accepted, for code that needs its type (the
+// unix socket's peer credentials).
+func (c *limitConn) NetConn() net.Conn { return c.Conn }
 
 func (c *limitConn) Close() error {
 	err := c.Conn.Close()
