@@ -270,6 +270,12 @@ func (c *checker) match(f *Flow, ports Ports) {
 			c.add("match.ct_state", "+rel excludes +new and +est: a packet is in exactly one of these states")
 		}
 	}
+	// +trk in chain 0 with no ct before it is not refused: a packet that
+	// a flow on another port sent through ct and then redirected to this
+	// port's ingress arrives tracked (mirred keeps the skb's conntrack),
+	// so whether it can match depends on the other ports' flows, which
+	// one flow's validation does not see.
+	//
 	// A tracked packet is in one of new, est, rel or inv: requiring +trk
 	// and the absence of all four matches nothing.
 	if st, mk := m.CTState.Value, m.CTState.Mask; st&CTTracked != 0 {

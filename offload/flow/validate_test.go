@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"math/bits"
 	"net/netip"
 	"slices"
 	"strings"
@@ -272,4 +273,74 @@ func TestKeys(t *testing.T) {
 	m := Match{EthType: EthTypeIPv6, IPDst: netip.MustParsePrefix("2001:db8::/64"), CTState: Masked16{0, CTTracked}, TunID: Some[uint32](0)}
 	assert.Equal(t, []Key{KeyEthType, KeyIPv6Dst, KeyTunID, KeyCTState}, m.Keys().Slice())
 	assert.Equal(t, "tunnel.vni", KeyTunID.String())
+}
+
+// FuzzValidate builds flows from fuzz bytes, gotos, loops and odd chains
+// included, and checks that Validate never panics and never passes a
+// flow that breaks the limits it promises.
+func FuzzValidate(f *testing.F) {
+	f.Add([]byte("f1\x00pf0vf0\x00\x00\x00\x00\x07\x0a\x01\x02"), uint32(0), uint8(3))
+	f.Add([]byte("a\u202eb\x00p0\x00"), uint32(0x10000000), uint8(40))
+	f.Add([]byte("x\x00vxlan0\x00\x09\x09\x09"), uint32(7), uint8(1))
+	names := []string{"pf0vf0", "pf0vf1", "p0", "vxlan0", "nope"}
+	f.Fuzz(func(t *testing.T, data []byte, chain uint32, nact uint8) {
+		id, rest, _ := strings.Cut(string(data), "\x00")
+		pi := 0
+		if len(rest) > 0 {
+			pi = int(rest[0])
+		}
+		fl := &Flow{ID: id, Port: names[pi%len(names)], Chain: chain, Priority: 1}
+		if len(rest) > 1 {
+			fl.Match.CTState = Masked16{Value: uint16(rest[1]) & ctAll, Mask: uint16(rest[1]) & ctAll}
+		}
+		if len(rest) > 2 && rest[2]&1 == 1 {
+			fl.Match.VLANID = Some(uint16(rest[2]) << 4)
+		}
+		for i := range int(nact) {
+			b := byte(i)
+			if len(rest) > 3 {
+				b = rest[3+i%(len(rest)-3)]
+			}
+			a := Action{Kind: ActionKind(1 + int(b)%12), Port: names[int(b>>4)%len(names)], Ingress: b&0x80 != 0,
+				Chain: chain ^ uint32(b)<<20, VLAN: VLANPush{ID: uint16(b) << 4}}
+			switch a.Kind {
+			case ActTunnelEncap:
+				a.Encap = &TunnelEncap{VNI: uint32(b), Src: netip.AddrFrom4([4]byte{192, 0, 2, 1}), Dst: netip.AddrFrom4([4]byte{b, 0, 2, b})}
+			case ActCT:
+				a.CT = &CT{Commit: true, NAT: NAT{Kind: NATKind(b % 3), AddrMin: netip.AddrFrom4([4]byte{10, 0, 0, b})}}
+			case ActRewrite:
+				a.Rewrite = &Rewrite{Field: RewriteField(1 + b%7), IP: netip.AddrFrom4([4]byte{10, 0, 0, b}), Port: 80}
+			case ActPolice:
+				a.Police = &Police{RatePackets: uint64(b), Burst: uint32(b)}
+			}
+			fl.Actions = append(fl.Actions, a)
+		}
+		Normalize(fl)
+		if len(Validate(fl, ports)) > 0 {
+			return
+		}
+		require.Empty(t, CheckID(fl.ID))
+		require.LessOrEqual(t, fl.Chain, uint32(MaxChain))
+		require.LessOrEqual(t, len(fl.Actions), MaxActions)
+		st := fl.Match.CTState.Value
+		require.False(t, st != 0 && st&CTTracked == 0, "ct_state without +trk")
+		require.LessOrEqual(t, bits.OnesCount16(st&(CTNew|CTEstablished|CTRelated|CTInvalid)), 1, "ct_state 0x%x", st)
+		for _, a := range fl.Actions {
+			switch a.Kind {
+			case ActGoto:
+				require.LessOrEqual(t, a.Chain, uint32(MaxChain))
+				require.NotEqual(t, fl.Chain, a.Chain)
+			case ActRedirect, ActMirror:
+				require.NotEqual(t, fl.Port, a.Port)
+			case ActVLANPush:
+				require.Less(t, a.VLAN.ID, uint16(VLANReserved))
+			case ActTunnelEncap:
+				require.NotEqual(t, a.Encap.Src, a.Encap.Dst)
+				require.False(t, a.Encap.Dst.IsMulticast())
+			}
+		}
+		// A batch of this flow alone never reports a loop: its only
+		// cycle would be a goto to its own chain, refused above.
+		require.Empty(t, GotoLoops(nil, []*Flow{fl}))
+	})
 }
