@@ -3,6 +3,7 @@ package flowfile
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -188,6 +189,11 @@ func (d *Decoder) start() error {
 
 func (d *Decoder) parseWhole(doc string) error {
 	d.state = stWhole
+	if t := strings.TrimLeft(doc, " \t\r\n"); t != "" && (t[0] == '[' || t[0] == '{') {
+		if err := checkJSON(doc); err != nil {
+			return err
+		}
+	}
 	dec := yaml.NewDecoder(strings.NewReader(doc))
 	var root yaml.Node
 	if err := dec.Decode(&root); err != nil {
@@ -232,6 +238,35 @@ func (d *Decoder) parseWhole(doc string) error {
 		return &PosError{Line: n.Line, Column: n.Column, Msg: "no flows"}
 	}
 	return nil
+}
+
+// checkJSON checks that a JSON document is one value and nothing after it
+// (YAML's own error for that says "did not find expected <document
+// start>", at no column).
+func checkJSON(doc string) error {
+	dec := json.NewDecoder(strings.NewReader(doc))
+	var v json.RawMessage
+	if err := dec.Decode(&v); err != nil {
+		// Not JSON after all (a YAML flow collection such as
+		// {flows: [...]}), or broken JSON: YAML reads it, or says where
+		// it stops.
+		return nil
+	}
+	off := int(dec.InputOffset())
+	rest := doc[off:]
+	if t := strings.TrimLeft(rest, " \t\r\n"); t != "" {
+		l, c := position(doc, off+len(rest)-len(t))
+		return &PosError{Line: l, Column: c, Msg: "trailing data after the JSON document"}
+	}
+	return nil
+}
+
+// position is the line and column (from 1, in bytes) of offset in doc.
+func position(doc string, offset int) (int, int) {
+	offset = max(0, min(offset, len(doc)))
+	before := doc[:offset]
+	line := strings.Count(before, "\n") + 1
+	return line, offset - strings.LastIndexByte(before, '\n')
 }
 
 func hasKey(n *yaml.Node, key string) bool {
