@@ -33,9 +33,10 @@ func Parse(data []byte) ([]*v1.Flow, error) {
 }
 
 // Decoder reads flows one at a time. A YAML block list of flows, at the
-// top or under "flows:", is read item by item, so memory stays bounded by
-// the largest flow, not the file; any other document (JSON, a YAML flow
-// list, a single flow) is read whole.
+// top or under "flows:", and a JSON list of flows, bare or under
+// "flows", are read item by item, so memory stays bounded by the largest
+// flow, not the file; any other document (a YAML flow list, a single
+// flow) is read whole.
 //
 // The document is a list of flows, an object {"flows": [...]}, or one
 // flow, in the protobuf JSON mapping of offloadd.v1.Flow. Everything
@@ -53,6 +54,7 @@ type Decoder struct {
 	underFlows bool   // the list is the value of a top-level flows key
 	pending    string // a line read ahead: the start of the next item
 	whole      []*yaml.Node
+	js         *jsonStream
 	conv       converter
 	done       bool
 }
@@ -63,6 +65,7 @@ const (
 	stStart decState = iota
 	stStream
 	stWhole
+	stJSON
 	stEnd
 )
 
@@ -102,6 +105,8 @@ func (d *Decoder) next() (*v1.Flow, error) {
 		return f, err
 	case stStream:
 		return d.nextItem()
+	case stJSON:
+		return d.nextJSON()
 	}
 	return nil, io.EOF
 }
@@ -150,6 +155,9 @@ func (d *Decoder) start() error {
 		head = append(head, l)
 		if insignificant(l) || l == "---" || strings.HasPrefix(l, "%") {
 			continue
+		}
+		if t := strings.TrimLeft(l, " \t"); t[0] == '[' || t[0] == '{' {
+			return d.startJSON(strings.Join(head, "\n") + "\n")
 		}
 		if m := itemRe.FindStringSubmatch(l); m != nil && len(m[1]) == 0 {
 			d.state, d.seqIndent, d.pending = stStream, 0, l

@@ -140,7 +140,13 @@ func TestParseErrors(t *testing.T) {
 		{"duplicate key by two names", "- id: a\n  match: {ip_proto: tcp, ipProto: udp}\n", "2:26: flows[0].match.ip_proto: given twice (first at line 2)"},
 		{"json trailing data", `[{"id":"a"}] {"id":"b"}`, "1:14: trailing data after the JSON document"},
 		{"json trailing data on a later line", "{\"id\":\"a\"}\n\n  {\"id\":\"b\"}\n", "3:3: trailing data after the JSON document"},
-		{"json syntax error", "[{\"id\":\"a\",\n \"port\" \"p\"}]", "parse flow file: 1:1: did not find expected ',' or '}'"},
+		{"json syntax error", "[{\"id\":\"a\",\n \"port\" \"p\"}]", "parse flow file: 2:9: invalid JSON: invalid character '\"' after object key"},
+		{"json error in a later flow", "{\"flows\": [\n" + `{"id":"a","port":"p","priority":1},` + "\n" + `{"id":"b","port":"p","priority":1},` + "\n" + `{"id":7,"port":"p"}` + "\n]}",
+			"4:7: flows[2].id: 7 reads as a number, not as the text you wrote; quote it"},
+		{"json error mid-line", `[{"id":"a"}, {"id":"b","chain":-1}]`, "1:32: flows[1].chain: -1 is negative"},
+		{"json key next to flows", `{"flows":[{"id":"a"}],"atomic":true}`, `1:23: unexpected key "atomic" next to flows`},
+		{"json flows twice", `{"flows":[{"id":"a"}],"flows":[]}`, "1:23: flows: given twice"},
+		{"json broken in a later flow", "[{\"id\":\"a\"},\n {\"id\" \"b\"}]", ": 2:"},
 		{"json duplicate key", "[{\"id\":\"a\",\"id\":\"b\"}]", "1:12: flows[0].id: given twice (first at line 1)"},
 		{"second yaml document", "- id: a\n" + okFlow + "---\n- id: b\n", "5:1: trailing data after the document: one document per file"},
 		{"second document of a whole file", "[{id: a}]\n---\n[{id: b}]\n", "3:1: trailing data after the document: one document per file"},
@@ -215,7 +221,8 @@ func FuzzParse(f *testing.F) {
 	for _, s := range []string{
 		"- id: a\n  port: p\n  priority: 1\n  actions: [{drop: {}}]\n",
 		"flows:\n  - id: a\n    chain: 2\n    match: {dst_port: 443, ip_proto: tcp}\n  - id: b\n",
-		`[{"id":"a","priority":3}]`,
+		`[{"id":"a","priority":3}]`, `{"flows": [{"id":"a"},
+ {"id":"b","chain":2}]}`,
 		"- id: 010\n", "- {id: x, port: on}\n- id: y\n---\n",
 	} {
 		f.Add([]byte(s))

@@ -35,11 +35,16 @@ func (e *PosError) Error() string {
 // written, duplicate keys, and where everything is.
 type converter struct {
 	line int // added to node lines: the line before the node's chunk
+	col  int // added to the columns of the chunk's first line
 	buf  bytes.Buffer
 }
 
 func (c *converter) errAt(n *yaml.Node, path, format string, args ...any) error {
-	return &PosError{Line: n.Line + c.line, Column: n.Column, Path: path, Msg: fmt.Sprintf(format, args...)}
+	col := n.Column
+	if n.Line == 1 {
+		col += c.col
+	}
+	return &PosError{Line: n.Line + c.line, Column: col, Path: path, Msg: fmt.Sprintf(format, args...)}
 }
 
 var flowDesc = (&v1.Flow{}).ProtoReflect().Descriptor()
