@@ -40,6 +40,9 @@ type gotoEdge struct {
 // existing flow of its ID). Every goto of a batch flow that lies on a
 // cycle is reported, at "actions[i].chain", with the cycle it closes.
 //
+// So is a goto on a path from chain 0 of more than MaxGotoDepth gotos,
+// which the kernel cuts the same way.
+//
 // A cycle is refused even when the matches along it may be disjoint: a
 // packet that follows it is dropped by the kernel after 16 gotos
 // (max_reclassify_loop in __tcf_classify, logged as "reclassify loop"),
@@ -88,8 +91,91 @@ func GotoLoops(existing, batch []*Flow) []BatchViolation {
 			Reason: fmt.Sprintf("goto chain %d closes a loop on port %s: %s", e.to.Chain, e.from.Port, chainPath(path)),
 		}})
 	}
+	out = append(out, g.tooDeep(edges, comp)...)
 	slices.SortStableFunc(out, func(a, b BatchViolation) int { return cmp.Compare(a.Index, b.Index) })
 	return out
+}
+
+// MaxGotoDepth is the most gotos the kernel follows for one packet:
+// __tcf_classify shoots the packet at the 17th (max_reclassify_loop).
+const MaxGotoDepth = 16
+
+// tooDeep reports the gotos of the batch that lie on a path from chain 0
+// of more than MaxGotoDepth gotos: every packet that follows it is
+// dropped by the kernel. Chains on cycles are left out (reported above).
+func (g *chainGraph) tooDeep(edges []gotoEdge, comp map[ChainRef]int) []BatchViolation {
+	n := len(g.nodes)
+	size := map[int]int{}
+	for _, c := range comp {
+		size[c]++
+	}
+	acyclic := make([]bool, n)
+	for v := range n {
+		acyclic[v] = size[comp[g.nodes[v]]] == 1 && !slices.Contains(g.succ[v], v)
+	}
+	// Kahn's order over the acyclic chains.
+	indeg := make([]int, n)
+	for v := range n {
+		for _, w := range g.succ[v] {
+			if acyclic[v] && acyclic[w] {
+				indeg[w]++
+			}
+		}
+	}
+	var order []int
+	for v := range n {
+		if acyclic[v] && indeg[v] == 0 {
+			order = append(order, v)
+		}
+	}
+	for i := 0; i < len(order); i++ {
+		for _, w := range g.succ[order[i]] {
+			if acyclic[w] {
+				if indeg[w]--; indeg[w] == 0 {
+					order = append(order, w)
+				}
+			}
+		}
+	}
+	// in: most gotos from chain 0 to v (-1: not reached from chain 0);
+	// out: most gotos from v on.
+	in, out := make([]int, n), make([]int, n)
+	for v := range n {
+		in[v] = -1
+		if g.nodes[v].Chain == 0 {
+			in[v] = 0
+		}
+	}
+	for _, v := range order {
+		for _, w := range g.succ[v] {
+			if acyclic[w] && in[v] >= 0 {
+				in[w] = max(in[w], in[v]+1)
+			}
+		}
+	}
+	for i := len(order) - 1; i >= 0; i-- {
+		v := order[i]
+		for _, w := range g.succ[v] {
+			if acyclic[w] {
+				out[v] = max(out[v], out[w]+1)
+			}
+		}
+	}
+	var vs []BatchViolation
+	for _, e := range edges {
+		u, w := g.index[e.from], g.index[e.to]
+		if e.batch < 0 || !acyclic[u] || !acyclic[w] || in[u] < 0 {
+			continue
+		}
+		if depth := in[u] + 1 + out[w]; depth > MaxGotoDepth {
+			vs = append(vs, BatchViolation{Index: e.batch, Violation: Violation{
+				Field: ActionPath(e.action) + ".chain",
+				Reason: fmt.Sprintf("goto chain %d is on a path of %d gotos from chain 0 on port %s; the kernel drops a packet after %d",
+					e.to.Chain, depth, e.from.Port, MaxGotoDepth),
+			}})
+		}
+	}
+	return vs
 }
 
 // maxPathShown bounds the chains a loop's description lists.

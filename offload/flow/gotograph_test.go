@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // gf is a flow on port in chain that jumps to the chains in gotos, one
@@ -63,6 +64,30 @@ func TestGotoLoops(t *testing.T) {
 			assert.Equal(t, tt.want, GotoLoops(tt.existing, tt.batch))
 		})
 	}
+}
+
+func TestGotoDepth(t *testing.T) {
+	chain := func(n uint32) []*Flow { // chain 0 → 1 → … → n
+		var fs []*Flow
+		for c := range n {
+			fs = append(fs, gf(fmt.Sprint("g", c), "p", c, c+1))
+		}
+		return fs
+	}
+	assert.Empty(t, GotoLoops(chain(15), []*Flow{gf("last", "p", 15, 16)}), "16 gotos are run")
+	assert.Equal(t, []BatchViolation{bv(0, "actions[0].chain",
+		"goto chain 17 is on a path of 17 gotos from chain 0 on port p; the kernel drops a packet after 16")},
+		GotoLoops(chain(16), []*Flow{gf("last", "p", 16, 17)}))
+	// A goto in the middle that joins two paths into one too long.
+	head, tail := chain(9), []*Flow{}
+	for c := uint32(20); c < 29; c++ {
+		tail = append(tail, gf(fmt.Sprint("t", c), "p", c, c+1))
+	}
+	vs := GotoLoops(append(head, tail...), []*Flow{gf("join", "p", 9, 20)})
+	require.Len(t, vs, 1)
+	assert.Contains(t, vs[0].Reason, "path of 19 gotos")
+	// Chains not reached from chain 0 do not count, and other ports neither.
+	assert.Empty(t, GotoLoops(append(chain(16)[1:], gf("q0", "q", 0, 1)), []*Flow{gf("last", "p", 16, 17)}))
 }
 
 // TestGotoLoopsLongChainDoesNotRecurse builds a 100k-chain ring: a
