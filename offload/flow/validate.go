@@ -52,6 +52,10 @@ const (
 	// a filter in a chain above it ("Specified chain index exceeds upper
 	// limit"), so a chain above it can be neither filled nor jumped to.
 	MaxChain = 0x0fffffff
+	// MaxPortLen is the longest port name: a Linux interface name is at
+	// most IFNAMSIZ-1 bytes. Longer names are refused without echoing
+	// them back.
+	MaxPortLen = 15
 	// MaxActions is the most actions one flow may carry: the kernel's
 	// TCA_ACT_MAX_PRIO.
 	MaxActions = 32
@@ -156,9 +160,12 @@ func Validate(f *Flow, ports Ports) []Violation {
 	if why := CheckID(f.ID); why != "" {
 		c.add("id", "%s", why)
 	}
-	if f.Port == "" {
+	switch {
+	case f.Port == "":
 		c.add("port", "must not be empty")
-	} else if ports != nil && !ports.HasPort(f.Port) {
+	case len(f.Port) > MaxPortLen:
+		c.add("port", "%d bytes, longer than an interface name can be (%d, IFNAMSIZ)", len(f.Port), MaxPortLen)
+	case ports != nil && !ports.HasPort(f.Port):
 		c.add("port", "unknown port %q", f.Port)
 	}
 	if f.Chain > MaxChain {
@@ -357,6 +364,8 @@ func (c *checker) actions(f *Flow, ports Ports) {
 				c.add(p+".port", "%s to the ingress of %q, the flow's own port, classifies the packet again from chain 0: a loop", a.Kind, a.Port)
 			case a.Port == f.Port:
 				c.add(p+".port", "%s to the egress of %q, the flow's own port, sends the packet back where it came from: a loop with the sender", a.Kind, a.Port)
+			case len(a.Port) > MaxPortLen:
+				c.add(p+".port", "%d bytes, longer than an interface name can be (%d, IFNAMSIZ)", len(a.Port), MaxPortLen)
 			case ports != nil && !ports.HasPort(a.Port):
 				c.add(p+".port", "unknown port %q", a.Port)
 			}

@@ -143,6 +143,10 @@ func TestValidate(t *testing.T) {
 		{"encap to itself", encapTo("192.0.2.1", "192.0.2.1"),
 			[]Violation{{"actions[0].encap.dst", "192.0.2.1 is also the source: the tunnel would send to itself"}}},
 		{"unknown port", func(f *Flow) { f.Port = "eth9" }, []Violation{{"port", `unknown port "eth9"`}}},
+		{"port name too long", func(f *Flow) { f.Port = strings.Repeat("p", 1<<20) },
+			[]Violation{{"port", "1048576 bytes, longer than an interface name can be (15, IFNAMSIZ)"}}},
+		{"redirect port name too long", func(f *Flow) { f.Actions = []Action{{Kind: ActRedirect, Port: strings.Repeat("p", 16)}} },
+			[]Violation{{"actions[0].port", "16 bytes, longer than an interface name can be (15, IFNAMSIZ)"}}},
 		{"ipv4 without eth_type", func(f *Flow) { f.Match.IPDst = v4("10.0.0.1/32") },
 			[]Violation{{"match.ipv4_dst", "needs eth_type ipv4 (0x0800)"}}},
 		{"ipv6 with ipv4 eth_type", func(f *Flow) {
