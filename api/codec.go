@@ -33,16 +33,27 @@ func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
 	r, ok := v.(*applyFlowsRequest)
 	if !ok {
-		return c.proto.Unmarshal(data, v)
+		err := c.proto.Unmarshal(data, v)
+		if m, ok := v.(proto.Message); ok && err != nil && ours(m) {
+			// gRPC would answer INTERNAL; guardDecoding answers
+			// INVALID_ARGUMENT from the mark.
+			markMalformed(m, err)
+			return nil
+		}
+		return err
 	}
 	r.ours = true
 	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
 	defer buf.Free()
 	if b, ok := decodeApplyFlows(buf.ReadOnlyData()); ok {
+		b.size = len(buf.ReadOnlyData())
 		r.batch = b
 		return nil
 	}
-	return proto.Unmarshal(buf.ReadOnlyData(), r.ApplyFlowsRequest)
+	if err := proto.Unmarshal(buf.ReadOnlyData(), r.ApplyFlowsRequest); err != nil {
+		r.err = err
+	}
+	return nil
 }
 
 func (codec) Name() string { return "proto" }
@@ -53,8 +64,11 @@ func (codec) Name() string { return "proto" }
 type applyFlowsRequest struct {
 	*v1.ApplyFlowsRequest
 	batch *applyBatch
-	ours  bool // decoded by codec, which can also write an *applyAnswer
+	ours  bool  // decoded by codec, which can also write an *applyAnswer
+	err   error // why the request could not be decoded
 }
+
+func (r *applyFlowsRequest) decodeError() error { return r.err }
 
 func (r *applyFlowsRequest) toBatch() *applyBatch {
 	if r.batch != nil {

@@ -307,7 +307,7 @@ func TestFlowViolations(t *testing.T) {
 				{"flows[2].actions[0].ct.nat.kind", "a NAT range needs kind NAT_KIND_SRC or NAT_KIND_DST"},
 				{"flows[2].actions[0].ct.mark", "setting a mark needs commit"},
 			}},
-		{"ct nat range", `{` + ok + `,"actions":[{"ct":{"commit":true,"nat":{"kind":"NAT_KIND_SRC","addr_min":"10.0.0.2","addr_max":"10.0.0.1","port_min":9,"port_max":8}}},{"drop":{}}]}`,
+		{"ct nat range", `{` + ok + `,"match":{"eth_type":"ipv4"},"actions":[{"ct":{"commit":true,"nat":{"kind":"NAT_KIND_SRC","addr_min":"10.0.0.2","addr_max":"10.0.0.1","port_min":9,"port_max":8}}},{"drop":{}}]}`,
 			[][2]string{
 				{"flows[2].actions[0].ct.nat.addr_max", "10.0.0.1 is below addr_min 10.0.0.2"},
 				{"flows[2].actions[0].ct.nat.port_max", "8 is below port_min 9"},

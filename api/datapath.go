@@ -55,7 +55,8 @@ func NewDatapathService(dps map[string]Datapath) *DatapathService {
 
 // Register registers the service on gs.
 func (s *DatapathService) Register(gs *grpc.Server) {
-	v1.RegisterDatapathServiceServer(gs, s)
+	// Undecodable requests are INVALID_ARGUMENT, not INTERNAL.
+	gs.RegisterService(guardDecoding(&v1.DatapathService_ServiceDesc, nil), s)
 }
 
 // owner finds the datapath with a port.

@@ -63,6 +63,20 @@ func (fs *flowService) ApplyFlows(ctx context.Context, req *v1.ApplyFlowsRequest
 
 func (fs *flowService) applyFlows(ctx context.Context, b *applyBatch) (*applyAnswer, error) {
 	n := len(b.flows)
+	lim := &fs.s.limits
+	if n > lim.MaxFlowsPerRequest {
+		fs.s.hits.Hit(LimitFlowsPerRequest, "method", "ApplyFlows", "flows", n, "max", lim.MaxFlowsPerRequest)
+		return nil, status.Errorf(codes.ResourceExhausted, "apply flows: %d flows in one request, over the limit of %d; send them in batches of at most %d",
+			n, lim.MaxFlowsPerRequest, lim.MaxFlowsPerRequest)
+	}
+	if est := sendEstimate(b.size, n); b.includeFlows && est > lim.MaxSendMsgSize {
+		// Refused before anything is applied: the flows would be
+		// installed and the answer then fail to be sent.
+		fs.s.hits.Hit(LimitSendMsgSize, "method", "ApplyFlows", "flows", n, "estimate", est, "max", lim.MaxSendMsgSize)
+		return nil, status.Errorf(codes.ResourceExhausted, "apply flows: with include_flows the answer would be about %s, over the %s limit on a message; "+
+			"leave include_flows unset (GetFlow or ListFlows read the flows back) or send fewer flows per request; nothing was applied",
+			mib(est), mib(lim.MaxSendMsgSize))
+	}
 	a := &applyAnswer{ids: b.ids, results: make([]answer, n)}
 	var (
 		valid   = make([]*flow.Flow, 0, n)
@@ -259,7 +273,7 @@ func (fs *flowService) GetFlow(_ context.Context, req *v1.GetFlowRequest) (*v1.G
 	}
 	st, ok := fs.s.engine.Get(req.GetId())
 	if !ok {
-		return nil, status.Errorf(codes.NotFound, "flow %q not found", req.GetId())
+		return nil, status.Errorf(codes.NotFound, "flow %q not found", clipID(req.GetId()))
 	}
 	return &v1.GetFlowResponse{Status: StatusToProto(st)}, nil
 }
@@ -275,6 +289,10 @@ func (fs *flowService) ExplainFlow(ctx context.Context, req *v1.ExplainFlowReque
 func (fs *flowService) ExplainFlows(ctx context.Context, req *v1.ExplainFlowsRequest) (*v1.ExplainFlowsResponse, error) {
 	if len(req.GetFlows()) == 0 {
 		return nil, status.Error(codes.InvalidArgument, "flows: at least one flow is required")
+	}
+	if n, max := len(req.GetFlows()), fs.s.limits.MaxFlowsPerRequest; n > max {
+		fs.s.hits.Hit(LimitFlowsPerRequest, "method", "ExplainFlows", "flows", n, "max", max)
+		return nil, status.Errorf(codes.ResourceExhausted, "explain flows: %d flows in one request, over the limit of %d", n, max)
 	}
 	results := fs.explain(ctx, req.GetFlows(), func(i int) string { return fmt.Sprintf("flows[%d]", i) })
 	return &v1.ExplainFlowsResponse{Results: results}, nil
@@ -329,6 +347,12 @@ func (fs *flowService) explain(ctx context.Context, in []*v1.Flow, path func(int
 // WatchFlows sends the snapshot, a SYNC marker, then every change until
 // the client goes away or the watcher ends.
 func (fs *flowService) WatchFlows(_ *v1.WatchFlowsRequest, stream grpc.ServerStreamingServer[v1.WatchFlowsResponse]) error {
+	if n, max := fs.s.watchers.Add(1), fs.s.limits.MaxWatchers; n > int64(max) {
+		fs.s.watchers.Add(-1)
+		fs.s.hits.Hit(LimitWatchers, "max", max)
+		return status.Errorf(codes.ResourceExhausted, "watch flows: %d watches are open, the limit; close one or retry later", max)
+	}
+	defer fs.s.watchers.Add(-1)
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
 	w, err := fs.s.engine.Watch(ctx)

@@ -100,7 +100,8 @@ func (s *MigrationService) checkForwardTo(id, to string) error {
 
 // Register registers the service on gs.
 func (s *MigrationService) Register(gs *grpc.Server) {
-	v1.RegisterMigrationServiceServer(gs, s)
+	// Undecodable requests are INVALID_ARGUMENT, not INTERNAL.
+	gs.RegisterService(guardDecoding(&v1.MigrationService_ServiceDesc, nil), s)
 }
 
 // migrationError maps a handoff error to a gRPC status.

@@ -45,10 +45,13 @@ func parseEtherType(s string) (uint16, error) {
 	if v, ok := etherTypeAliases[l]; ok {
 		return v, nil
 	}
-	v, err := strconv.ParseUint(l, 0, 16)
+	v, err := parseNumber(l, 16)
 	if err != nil {
 		if errors.Is(err, strconv.ErrRange) {
 			return 0, fmt.Errorf("%s > 0xffff", s)
+		}
+		if errors.Is(err, errLeadingZero) {
+			return 0, fmt.Errorf("EtherType %q: %w", s, err)
 		}
 		return 0, fmt.Errorf("unknown EtherType %q", s)
 	}
@@ -83,6 +86,20 @@ var ipProtoNames = []struct {
 	{"sctp", flow.ProtoSCTP},
 }
 
+var errLeadingZero = errors.New("a leading zero would make it octal; write decimal, or hex with 0x")
+
+// parseNumber parses decimal or 0x-hex text. strconv's base 0 would read
+// "0100" as octal 64, which nobody writing an EtherType or protocol means.
+func parseNumber(l string, bits int) (uint64, error) {
+	if len(l) > 1 && l[0] == '0' && l[1] != 'x' && l[1] != 'X' {
+		return 0, errLeadingZero
+	}
+	if strings.ContainsRune(l, '_') {
+		return 0, strconv.ErrSyntax
+	}
+	return strconv.ParseUint(l, 0, bits)
+}
+
 // parseIPProto parses a protocol name or a number 1 to 255.
 func parseIPProto(s string) (uint8, error) {
 	l := strings.ToLower(strings.TrimSpace(s))
@@ -94,10 +111,13 @@ func parseIPProto(s string) (uint8, error) {
 	if l == "ipv6-icmp" {
 		return flow.ProtoICMPv6, nil
 	}
-	v, err := strconv.ParseUint(l, 0, 8)
+	v, err := parseNumber(l, 8)
 	if err != nil {
 		if errors.Is(err, strconv.ErrRange) {
 			return 0, fmt.Errorf("%s > 255", s)
+		}
+		if errors.Is(err, errLeadingZero) {
+			return 0, fmt.Errorf("ip_proto %q: %w", s, err)
 		}
 		return 0, fmt.Errorf("unknown ip_proto %q", s)
 	}

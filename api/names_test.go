@@ -57,6 +57,9 @@ func TestParseEtherTypeAndProto(t *testing.T) {
 		"0x10000": "0x10000 > 0xffff",
 		"foo":     `unknown EtherType "foo"`,
 		"-1":      `unknown EtherType "-1"`,
+		"0100":    `EtherType "0100": a leading zero would make it octal; write decimal, or hex with 0x`,
+		"0o4":     `EtherType "0o4": a leading zero would make it octal; write decimal, or hex with 0x`,
+		"0x8_100": `unknown EtherType "0x8_100"`,
 	} {
 		_, err := parseEtherType(in)
 		assert.EqualError(t, err, msg, in)
@@ -69,6 +72,8 @@ func TestParseEtherTypeAndProto(t *testing.T) {
 		require.NoError(t, err, in)
 		assert.Equal(t, want, got, in)
 	}
+	_, err := parseIPProto("017")
+	assert.EqualError(t, err, `ip_proto "017": a leading zero would make it octal; write decimal, or hex with 0x`)
 	assert.Equal(t, "gre", formatIPProto(47))
 	assert.Equal(t, "115", formatIPProto(115))
 }

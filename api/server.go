@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"sync/atomic"
 
 	v1 "github.com/offloadd/offloadd/api/offloadd/v1"
 	"github.com/offloadd/offloadd/nic"
@@ -46,6 +47,9 @@ type Server struct {
 	health   *health.Server
 	// batchInterceptors: interceptors see *ApplyFlowsBatch (WithBatchInterceptors).
 	batchInterceptors bool
+	limits            Limits
+	hits              *LimitHits
+	watchers          atomic.Int64
 }
 
 // Option configures a Server.
@@ -66,6 +70,15 @@ func WithVersion(v string) Option { return func(s *Server) { s.version = v } }
 // which costs the fast path).
 func WithBatchInterceptors() Option { return func(s *Server) { s.batchInterceptors = true } }
 
+// WithLimits sets the limits requests are held to (default
+// DefaultLimits; zero fields take their default) and where hits are
+// counted and logged (nil: a counter of the server's own, unexported).
+// The gRPC server must enforce the same limits: pass
+// limits.ServerOptions() to grpc.NewServer.
+func WithLimits(l Limits, hits *LimitHits) Option {
+	return func(s *Server) { s.limits, s.hits = l, hits }
+}
+
 // NewServer builds a Server. Its health status starts as SERVING.
 func NewServer(engine FlowEngine, node NodeInfo, opts ...Option) *Server {
 	s := &Server{engine: engine, node: node, health: health.NewServer()}
@@ -77,6 +90,10 @@ func NewServer(engine FlowEngine, node NodeInfo, opts ...Option) *Server {
 	}
 	if s.hostname == "" {
 		s.hostname, _ = os.Hostname()
+	}
+	s.limits = s.limits.WithDefaults()
+	if s.hits == nil {
+		s.hits = NewLimitHits(s.log)
 	}
 	s.SetServing(true)
 	return s
@@ -102,8 +119,8 @@ func (s *Server) SetServing(ok bool) {
 // Register registers FlowService, NodeService, grpc.health.v1.Health and
 // server reflection on gs.
 func (s *Server) Register(gs *grpc.Server) {
-	gs.RegisterService(flowServiceDesc(), &flowService{s: s})
-	v1.RegisterNodeServiceServer(gs, &nodeService{s: s})
+	gs.RegisterService(guardDecoding(flowServiceDesc(), s.hits), &flowService{s: s})
+	gs.RegisterService(guardDecoding(&v1.NodeService_ServiceDesc, s.hits), &nodeService{s: s})
 	healthpb.RegisterHealthServer(gs, s.health)
 	reflection.Register(gs)
 }

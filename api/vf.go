@@ -52,7 +52,8 @@ func NewVFService(pools VFPools, cfg *vfmgr.DevicePluginConfig, log *slog.Logger
 
 // Register registers the service on gs.
 func (s *VFService) Register(gs *grpc.Server) {
-	v1.RegisterVfServiceServer(gs, s)
+	// Undecodable requests are INVALID_ARGUMENT, not INTERNAL.
+	gs.RegisterService(guardDecoding(&v1.VfService_ServiceDesc, nil), s)
 }
 
 // errNoPools is the answer of a daemon without a pool configuration.

@@ -459,6 +459,7 @@ type applyBatch struct {
 	atomic       bool
 	includeFlows bool
 	slow         int // flows decoded by proto.Unmarshal (the fast path did not cover them)
+	size         int // bytes of the request message
 }
 
 // newApplyBatch returns an empty batch with room for n flows.
@@ -475,7 +476,7 @@ func (b *applyBatch) add(id string, f *flow.Flow, vs []flow.Violation) {
 // batchFromProto converts a decoded request.
 func batchFromProto(req *v1.ApplyFlowsRequest) *applyBatch {
 	b := newApplyBatch(len(req.GetFlows()))
-	b.atomic, b.includeFlows = req.GetAtomic(), req.GetIncludeFlows()
+	b.atomic, b.includeFlows, b.size = req.GetAtomic(), req.GetIncludeFlows(), proto.Size(req)
 	for _, p := range req.GetFlows() {
 		f, vs := FlowFromProto(p, "")
 		b.add(p.GetId(), f, vs)

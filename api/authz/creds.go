@@ -57,7 +57,7 @@ var _ credentials.TransportCredentials = (*ServerCredentials)(nil)
 
 // ServerHandshake attaches the peer's identity to conn.
 func (c *ServerCredentials) ServerHandshake(conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
-	if uc, ok := conn.(*net.UnixConn); ok {
+	if uc, ok := unixConn(conn); ok {
 		p, err := peerCred(uc)
 		if err != nil {
 			return nil, nil, fmt.Errorf("read peer credentials of unix socket connection: %w", err)
@@ -71,6 +71,26 @@ func (c *ServerCredentials) ServerHandshake(conn net.Conn) (net.Conn, credential
 		return conn, PlaintextPeer{CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.NoSecurity}}, nil
 	}
 	return nil, nil, fmt.Errorf("handshake with %s: %w", conn.RemoteAddr(), ErrPlaintextRefused)
+}
+
+// unixConn finds the unix socket connection under conn, through wrappers
+// that expose what they wrap with NetConn (as api.LimitListener's
+// connections do), but not through TLS: a TLS connection's identity is its
+// certificate.
+func unixConn(conn net.Conn) (*net.UnixConn, bool) {
+	for range 8 {
+		switch c := conn.(type) {
+		case *net.UnixConn:
+			return c, true
+		case *tls.Conn:
+			return nil, false
+		case interface{ NetConn() net.Conn }:
+			conn = c.NetConn()
+		default:
+			return nil, false
+		}
+	}
+	return nil, false
 }
 
 // ClientHandshake is not supported: these are server credentials.

@@ -42,3 +42,32 @@ func TestServerCredentialsByTransport(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, Anonymous, IdentityFromPeer(&peer.Peer{AuthInfo: ai}).Name)
 }
+
+// wrapped is a connection wrapper such as api.LimitListener's.
+type wrapped struct{ net.Conn }
+
+func (w wrapped) NetConn() net.Conn { return w.Conn }
+
+// TestServerCredentialsThroughWrappers: a wrapped unix connection still
+// carries the peer's credentials (without NetConn it would be plaintext:
+// refused, or anonymous with InsecureTCP), and the wrapper is kept.
+func TestServerCredentialsThroughWrappers(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "s.sock")
+	lis, err := net.Listen("unix", sock)
+	require.NoError(t, err)
+	defer lis.Close()
+	client, err := net.Dial("unix", sock)
+	require.NoError(t, err)
+	defer client.Close()
+	server, err := lis.Accept()
+	require.NoError(t, err)
+	defer server.Close()
+
+	in := wrapped{wrapped{server}}
+	out, ai, err := NewServerCredentials(nil, true).ServerHandshake(in)
+	require.NoError(t, err)
+	assert.Equal(t, in, out, "the wrapper is what gRPC uses and closes")
+	id := IdentityFromPeer(&peer.Peer{Addr: server.RemoteAddr(), AuthInfo: ai})
+	assert.Equal(t, TransportUnix, id.Transport)
+	assert.Equal(t, "uid:"+strconv.Itoa(os.Getuid()), id.Name)
+}

@@ -19,7 +19,17 @@
 //	  policy: PLACEMENT_POLICY_HARDWARE_ONLY
 //	  actions: [{drop: {}}]
 //
-// YAML reads 0x0800 as the number 2048, which is accepted for the string
-// field eth_type; write EtherTypes by name or in hex, since YAML reads a
-// leading zero (0800) as decimal 800.
+// The file means what it says. The YAML is walked as nodes
+// (go.yaml.in/yaml/v3), not converted to JSON first, so every error names
+// its line and column, and values keep the text that was written:
+// eth_type: 0x0800 is "0x0800", not 2048. An id must be a string: id: 010,
+// id: 0x1F or id: 1e3 are numbers to YAML and are refused with "quote it".
+// Numbers are plain decimal: dst_port: 0443 (octal to YAML 1.1) and 0x1bb
+// are refused. Booleans are true or false; y, n, yes, no, on and off in a
+// string field must be quoted, since YAML 1.1 tools read them as booleans.
+// A key given twice, a second document and trailing data are refused.
+//
+// A block list of flows, at the top or under flows:, is read one item at a
+// time (Decoder), so a file of a million flows needs the memory of one;
+// JSON and flow-style documents are read whole.
 package flowfile

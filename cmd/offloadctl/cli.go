@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -221,6 +222,79 @@ func printJSON(w io.Writer, format string, b []byte) error {
 	}
 	_, err := fmt.Fprintf(w, "%s\n", b)
 	return err
+}
+
+// flowSource is a flow file that can be read more than once, one flow at
+// a time: the named file, or stdin spooled to a temporary file.
+type flowSource struct {
+	name  string
+	path  string
+	spool bool
+}
+
+// openFlows opens a flow file; "-" is stdin, copied to a temporary file
+// so that it can be parsed whole before anything is sent.
+func (c *cli) openFlows(path string) (*flowSource, error) {
+	if path != "-" {
+		return &flowSource{name: path, path: path}, nil
+	}
+	f, err := os.CreateTemp("", "offloadctl-flows-*.yaml")
+	if err != nil {
+		return nil, fmt.Errorf("spool stdin: %w", err)
+	}
+	src := &flowSource{name: "stdin", path: f.Name(), spool: true}
+	_, err = io.Copy(f, c.stdin)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		src.close()
+		return nil, fmt.Errorf("spool stdin to %s: %w", f.Name(), err)
+	}
+	return src, nil
+}
+
+func (s *flowSource) close() {
+	if s.spool {
+		_ = os.Remove(s.path)
+	}
+}
+
+// each reads the flows in batches of n (0: one at a time, nothing kept)
+// and calls fn with each; it returns how many flows were read.
+func (s *flowSource) each(n int, fn func([]*v1.Flow) error) (int, error) {
+	f, err := os.Open(s.path)
+	if err != nil {
+		return 0, fmt.Errorf("open flow file: %w", err)
+	}
+	defer f.Close()
+	d := flowfile.NewDecoder(f)
+	var batch []*v1.Flow
+	total := 0
+	for {
+		fl, err := d.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return total, fmt.Errorf("%s: %w", s.name, err)
+		}
+		total++
+		if n == 0 {
+			continue
+		}
+		batch = append(batch, fl)
+		if len(batch) == n {
+			if err := fn(batch); err != nil {
+				return total, err
+			}
+			batch = nil
+		}
+	}
+	if len(batch) > 0 {
+		return total, fn(batch)
+	}
+	return total, nil
 }
 
 // readFlows reads a flow file; "-" is stdin.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -415,5 +416,67 @@ func TestWatch(t *testing.T) {
 		ev := &v1.WatchFlowsResponse{}
 		require.NoError(t, protojson.Unmarshal([]byte(out[2]), ev))
 		assert.Equal(t, v1.WatchEventKind_WATCH_EVENT_KIND_DELETE, ev.GetKind())
+	})
+}
+
+func TestApplyInBatches(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("flows:\n")
+	for i := range 7 {
+		fmt.Fprintf(&b, "- id: f%d\n  port: pf0vf0\n  priority: %d\n  actions: [{drop: {}}]\n", i, i+1)
+	}
+	seven := b.String()
+	ok := func(req *v1.ApplyFlowsRequest) (*v1.ApplyFlowsResponse, error) {
+		resp := &v1.ApplyFlowsResponse{}
+		for _, f := range req.GetFlows() {
+			r := &v1.ApplyResult{Id: f.GetId(), Outcome: v1.ApplyOutcome_APPLY_OUTCOME_CREATED}
+			if f.GetId() == "f5" {
+				r = &v1.ApplyResult{Id: "f5", Outcome: v1.ApplyOutcome_APPLY_OUTCOME_FAILED, Error: "table full"}
+			}
+			resp.Results = append(resp.Results, r)
+		}
+		return resp, nil
+	}
+	t.Run("batches of 3", func(t *testing.T) {
+		fs := &fakeServer{applyFn: ok}
+		sock := serve(t, fs)
+		r := runCLI(t, context.Background(), nil, seven, "--socket", sock, "flows", "apply", "-f", "-", "--batch-size", "3")
+		assert.Equal(t, exitFailure, r.code)
+		require.Len(t, fs.applied, 3)
+		for i, n := range []int{3, 3, 1} {
+			assert.Len(t, fs.applied[i].GetFlows(), n)
+		}
+		assert.Equal(t, "f3", fs.applied[1].GetFlows()[0].GetId())
+		assert.Contains(t, r.stdout, "flows[5] f5: failed: table full", "positions count across batches")
+		assert.Equal(t, 1, strings.Count(r.stdout, "OUTCOME"), "one header")
+		assert.Contains(t, r.stderr, "apply flows: 1 of 7 flows failed or were invalid")
+	})
+	t.Run("atomic is one request", func(t *testing.T) {
+		fs := &fakeServer{applyFn: ok}
+		sock := serve(t, fs)
+		runCLI(t, context.Background(), nil, "", "--socket", sock, "flows", "apply", "-f", writeFile(t, seven), "--batch-size", "3", "--atomic")
+		require.Len(t, fs.applied, 1)
+		assert.Len(t, fs.applied[0].GetFlows(), 7)
+	})
+	t.Run("dry run sends nothing", func(t *testing.T) {
+		fs := &fakeServer{applyFn: ok}
+		sock := serve(t, fs)
+		r := runCLI(t, context.Background(), nil, seven, "--socket", sock, "flows", "apply", "-f", "-", "--dry-run")
+		assert.Equal(t, exitOK, r.code, r.stderr)
+		assert.Contains(t, r.stdout, "stdin: 7 flows parse; nothing sent (--dry-run)")
+		assert.Empty(t, fs.applied)
+	})
+	t.Run("a mistake at the end applies nothing", func(t *testing.T) {
+		fs := &fakeServer{applyFn: ok}
+		sock := serve(t, fs)
+		r := runCLI(t, context.Background(), nil, "", "--socket", sock, "flows", "apply", "-f", writeFile(t, seven+"- id: 0x1F\n"), "--batch-size", "3")
+		assert.Equal(t, exitUsage, r.code)
+		assert.Contains(t, r.stderr, `30:7: flows[7].id: 0x1F reads as a number, not as the text you wrote; quote it: id: "0x1F"`)
+		assert.Empty(t, fs.applied)
+	})
+	t.Run("bad batch size", func(t *testing.T) {
+		r := runCLI(t, context.Background(), nil, "", "flows", "apply", "-f", writeFile(t, seven), "--batch-size", "0")
+		assert.Equal(t, exitUsage, r.code)
+		assert.Contains(t, r.stderr, "--batch-size must be at least 1")
 	})
 }

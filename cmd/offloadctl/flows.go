@@ -28,64 +28,103 @@ func (c *cli) flowsCmd() *cobra.Command {
 
 func (c *cli) applyCmd() *cobra.Command {
 	var (
-		file   string
-		atomic bool
+		file      string
+		atomic    bool
+		dryRun    bool
+		batchSize int
 	)
 	cmd := &cobra.Command{
 		Use:   "apply -f FILE",
 		Short: "Create or replace the flows of a file (YAML or JSON; - for stdin)",
 		Long: "Create or replace the flows of a file by id. Each flow is reported: created, updated, unchanged, " +
 			"failed or invalid, with where it runs and why. With --atomic, any failure applies nothing.\n" +
+			"The whole file is parsed before anything is sent, so a mistake at its end applies nothing; " +
+			"then it is sent in requests of --batch-size flows, reading it again one flow at a time " +
+			"(stdin is spooled to a temporary file), so memory stays bounded. --atomic sends one request.\n" +
 			"Exits 1 when any flow failed or was invalid.",
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if file == "" {
 				return usageErrorf("flows apply needs -f FILE")
 			}
-			flows, err := c.readFlows(file)
+			if batchSize < 1 {
+				return usageErrorf("--batch-size must be at least 1")
+			}
+			src, err := c.openFlows(file)
 			if err != nil {
 				return err
+			}
+			defer src.close()
+			n, err := src.each(0, func([]*v1.Flow) error { return nil })
+			if err != nil {
+				return usageErrorf("%v", err)
+			}
+			if dryRun {
+				fmt.Fprintf(c.stdout, "%s: %d flows parse; nothing sent (--dry-run)\n", src.name, n)
+				return nil
+			}
+			if atomic {
+				batchSize = n
 			}
 			fc, err := c.flowClient()
 			if err != nil {
 				return err
 			}
-			ctx, cancel := c.rpcContext(cmd)
-			defer cancel()
-			resp, err := fc.ApplyFlows(ctx, &v1.ApplyFlowsRequest{Flows: flows, Atomic: atomic})
-			var rejected *status.Status
-			if err != nil {
-				// A rejected atomic batch carries every flow's result in its details.
-				st := status.Convert(err)
-				for _, d := range st.Details() {
-					if r, ok := d.(*v1.ApplyFlowsResponse); ok {
-						resp, rejected = r, st
+			var (
+				all      v1.ApplyFlowsResponse
+				bad, off int
+				rejected *status.Status
+			)
+			_, err = src.each(batchSize, func(flows []*v1.Flow) error {
+				ctx, cancel := c.rpcContext(cmd)
+				defer cancel()
+				resp, err := fc.ApplyFlows(ctx, &v1.ApplyFlowsRequest{Flows: flows, Atomic: atomic})
+				if err != nil {
+					// A rejected atomic batch carries every flow's result in its details.
+					st := status.Convert(err)
+					for _, d := range st.Details() {
+						if r, ok := d.(*v1.ApplyFlowsResponse); ok {
+							resp, rejected = r, st
+						}
+					}
+					if rejected == nil {
+						if off > 0 {
+							return rpcError(fmt.Sprintf("apply flows[%d:%d] (flows before %d were applied)", off, off+len(flows), off), err)
+						}
+						return rpcError("apply flows", err)
 					}
 				}
-				if rejected == nil {
-					return rpcError("apply flows", err)
+				bad += countBad(resp)
+				if c.output == "table" {
+					renderApplyAt(c.stdout, resp, off, off == 0)
+				} else {
+					all.Results = append(all.Results, resp.GetResults()...)
 				}
+				off += len(flows)
+				return nil
+			})
+			if err != nil {
+				return err
 			}
-			bad := countBad(resp)
 			if c.output != "table" {
-				if err := printMessage(c.stdout, c.output, resp); err != nil {
+				if err := printMessage(c.stdout, c.output, &all); err != nil {
 					return err
 				}
-			} else {
-				renderApply(c.stdout, resp)
 			}
 			switch {
 			case rejected != nil:
 				return failed("apply flows: %s: batch rejected, nothing applied: %d of %d flows failed or were invalid",
-					rejected.Code(), bad, len(flows))
+					rejected.Code(), bad, n)
 			case bad > 0:
-				return failed("apply flows: %d of %d flows failed or were invalid", bad, len(flows))
+				return failed("apply flows: %d of %d flows failed or were invalid", bad, n)
 			}
 			return nil
 		},
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "flow file, YAML or JSON (- for stdin)")
-	cmd.Flags().BoolVar(&atomic, "atomic", false, "apply all flows or none")
+	cmd.Flags().BoolVar(&atomic, "atomic", false, "apply all flows or none, in one request")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "parse the file and report how many flows it holds; send nothing")
+	cmd.Flags().IntVar(&batchSize, "batch-size", 1000, "flows per ApplyFlows request")
 	return cmd
 }
 

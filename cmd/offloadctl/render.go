@@ -272,8 +272,16 @@ func formatActions(as []*v1.Action) string {
 // violation and error in full. It returns how many flows failed or were
 // invalid.
 func renderApply(w io.Writer, resp *v1.ApplyFlowsResponse) int {
+	return renderApplyAt(w, resp, 0, true)
+}
+
+// renderApplyAt renders one batch of a file whose first flow is the
+// file's flows[offset]; header prints the column names.
+func renderApplyAt(w io.Writer, resp *v1.ApplyFlowsResponse, offset int, header bool) int {
 	tw := newTable(w)
-	row(tw, "ID", "OUTCOME", "STATE", "GEN", "REASON")
+	if header {
+		row(tw, "ID", "OUTCOME", "STATE", "GEN", "REASON")
+	}
 	bad := 0
 	var details []string
 	for i, r := range resp.GetResults() {
@@ -288,12 +296,12 @@ func renderApply(w io.Writer, resp *v1.ApplyFlowsResponse) int {
 			bad++
 			why = fmt.Sprintf("%d violation(s)", len(r.GetViolations()))
 			for _, v := range r.GetViolations() {
-				details = append(details, fmt.Sprintf("flows[%d] %s: invalid: %s: %s", i, r.GetId(), v.GetField(), v.GetDescription()))
+				details = append(details, fmt.Sprintf("flows[%d] %s: invalid: %s: %s", offset+i, r.GetId(), v.GetField(), v.GetDescription()))
 			}
 		case v1.ApplyOutcome_APPLY_OUTCOME_FAILED:
 			bad++
 			why = truncate(oneLine(r.GetError()), reasonWidth)
-			details = append(details, fmt.Sprintf("flows[%d] %s: failed: %s", i, r.GetId(), oneLine(r.GetError())))
+			details = append(details, fmt.Sprintf("flows[%d] %s: failed: %s", offset+i, r.GetId(), oneLine(r.GetError())))
 		}
 		row(tw, r.GetId(), enumWord(r.GetOutcome()), state, gen, why)
 	}

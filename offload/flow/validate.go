@@ -3,6 +3,8 @@ package flow
 import (
 	"fmt"
 	"net/netip"
+	"strings"
+	"unicode/utf8"
 )
 
 // Violation is one reason a flow is invalid. Field is a path inside the
@@ -39,8 +41,74 @@ const (
 	ProtoICMPv6 = 58
 )
 
-// MaxIDLen is the longest flow ID accepted.
-const MaxIDLen = 256
+// Limits of a flow, as strict as the kernel's.
+const (
+	// MaxIDLen is the longest flow ID accepted, in bytes: a DNS name's
+	// length, so that an ID can carry one.
+	MaxIDLen = 253
+	// MaxChain is the highest chain index. TC_ACT_GOTO_CHAIN keeps the
+	// target in the low 28 bits of the control action
+	// (TC_ACT_EXT_VAL_MASK in include/uapi/linux/pkt_cls.h) and tc refuses
+	// a filter in a chain above it ("Specified chain index exceeds upper
+	// limit"), so a chain above it can be neither filled nor jumped to.
+	MaxChain = 0x0fffffff
+	// MaxPortLen is the longest port name: a Linux interface name is at
+	// most IFNAMSIZ-1 bytes. Longer names are refused without echoing
+	// them back.
+	MaxPortLen = 15
+	// MaxActions is the most actions one flow may carry: the kernel's
+	// TCA_ACT_MAX_PRIO.
+	MaxActions = 32
+	// VLANReserved is the VLAN ID 802.1Q reserves; it may be neither
+	// matched nor pushed. VID 0 (a priority tag) is allowed in both.
+	VLANReserved = 4095
+)
+
+// IDChars lists the bytes a flow ID may contain, besides ASCII letters
+// and digits. IDs travel in logs, tc cookies, file names and terminals:
+// no spaces, no control characters, nothing outside ASCII (so no
+// right-to-left overrides such as U+202E and no zero-width characters
+// that make two IDs look alike).
+const IDChars = "._:/@+=-"
+
+// validIDByte reports whether b may appear in a flow ID.
+func validIDByte(b byte) bool {
+	switch {
+	case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9':
+		return true
+	}
+	return strings.IndexByte(IDChars, b) >= 0
+}
+
+// CheckID returns why id is not a valid flow ID, "" when it is one.
+// A valid ID is 1 to MaxIDLen bytes of A-Z a-z 0-9 and IDChars.
+func CheckID(id string) string {
+	switch {
+	case id == "":
+		return "must not be empty"
+	case len(id) > MaxIDLen:
+		return fmt.Sprintf("%d bytes, longer than %d", len(id), MaxIDLen)
+	}
+	for i := 0; i < len(id); i++ {
+		if validIDByte(id[i]) {
+			continue
+		}
+		r, _ := utf8.DecodeRuneInString(id[i:])
+		what := fmt.Sprintf("%U", r)
+		switch {
+		case r == ' ':
+			what = "a space"
+		case r == utf8.RuneError:
+			what = "a byte that is not UTF-8"
+		case r < ' ' || r == 0x7f:
+			what = fmt.Sprintf("control character %U", r)
+		case r < utf8.RuneSelf:
+			what = fmt.Sprintf("%q", r)
+		}
+		return fmt.Sprintf("byte %d is %s; IDs use only A-Z a-z 0-9 and %s", i, what, IDChars)
+	}
+	return ""
+}
 
 // Normalize clears value bits outside their masks and host bits of prefixes,
 // so equal matches compare equal. Validate expects a normalized flow.
@@ -89,23 +157,19 @@ func (c *checker) add(field, format string, args ...any) {
 // It returns every violation found, nil when the flow is valid.
 func Validate(f *Flow, ports Ports) []Violation {
 	c := &checker{}
-	switch {
-	case f.ID == "":
-		c.add("id", "must not be empty")
-	case len(f.ID) > MaxIDLen:
-		c.add("id", "longer than %d bytes", MaxIDLen)
-	default:
-		for _, r := range f.ID {
-			if r <= ' ' || r == 0x7f {
-				c.add("id", "contains a space or control character")
-				break
-			}
-		}
+	if why := CheckID(f.ID); why != "" {
+		c.add("id", "%s", why)
 	}
-	if f.Port == "" {
+	switch {
+	case f.Port == "":
 		c.add("port", "must not be empty")
-	} else if ports != nil && !ports.HasPort(f.Port) {
+	case len(f.Port) > MaxPortLen:
+		c.add("port", "%d bytes, longer than an interface name can be (%d, IFNAMSIZ)", len(f.Port), MaxPortLen)
+	case ports != nil && !ports.HasPort(f.Port):
 		c.add("port", "unknown port %q", f.Port)
+	}
+	if f.Chain > MaxChain {
+		c.add("chain", "%d > %d (0x%08x): the kernel keeps chain indexes in 28 bits", f.Chain, MaxChain, MaxChain)
 	}
 	if f.Priority == 0 {
 		c.add("priority", "must be between 1 and 65535")
@@ -123,15 +187,11 @@ func isIP(et uint16) bool { return et == EthTypeIPv4 || et == EthTypeIPv6 }
 func (c *checker) match(f *Flow, ports Ports) {
 	m := &f.Match
 	et := m.EthType
-	if m.VLANID.Set && m.VLANID.V > 4095 {
-		c.add("match.vlan_id", "%d > 4095", m.VLANID.V)
-	}
+	c.vlanID("match.vlan_id", m.VLANID)
 	if m.VLANPrio.Set && m.VLANPrio.V > 7 {
 		c.add("match.vlan_prio", "%d > 7", m.VLANPrio.V)
 	}
-	if m.CVLANID.Set && m.CVLANID.V > 4095 {
-		c.add("match.cvlan_id", "%d > 4095", m.CVLANID.V)
-	}
+	c.vlanID("match.cvlan_id", m.CVLANID)
 	if m.CVLANPrio.Set && m.CVLANPrio.V > 7 {
 		c.add("match.cvlan_prio", "%d > 7", m.CVLANPrio.V)
 	}
@@ -209,7 +269,36 @@ func (c *checker) match(f *Flow, ports Ports) {
 			c.add("match.ct_state", "+new and +rpl are mutually exclusive")
 		case st&CTInvalid != 0 && st&^(CTTracked|CTInvalid) != 0:
 			c.add("match.ct_state", "with +inv only +trk may also be required")
+		// cls_flower gives a tracked packet exactly one of new, est and
+		// rel (fl_ct_info_to_flower_map in net/sched/cls_flower.c maps
+		// each ctinfo to one of them); the kernel accepts +rel with +new
+		// or +est, but no packet ever matches it.
+		case st&CTRelated != 0 && st&(CTNew|CTEstablished) != 0:
+			c.add("match.ct_state", "+rel excludes +new and +est: a packet is in exactly one of these states")
 		}
+	}
+	// +trk in chain 0 with no ct before it is not refused: a packet that
+	// a flow on another port sent through ct and then redirected to this
+	// port's ingress arrives tracked (mirred keeps the skb's conntrack),
+	// so whether it can match depends on the other ports' flows, which
+	// one flow's validation does not see.
+	//
+	// A tracked packet is in one of new, est, rel or inv: requiring +trk
+	// and the absence of all four matches nothing.
+	if st, mk := m.CTState.Value, m.CTState.Mask; st&CTTracked != 0 {
+		if all := CTNew | CTEstablished | CTRelated | CTInvalid; mk&all == all && st&all == 0 {
+			c.add("match.ct_state", "+trk with -new-est-rel-inv matches nothing: a tracked packet is in one of those states")
+		}
+	}
+}
+
+func (c *checker) vlanID(field string, id Opt[uint16]) {
+	switch {
+	case !id.Set:
+	case id.V > VLANReserved:
+		c.add(field, "%d > 4094", id.V)
+	case id.V == VLANReserved:
+		c.add(field, "4095 is reserved by 802.1Q; VLAN IDs are 0 (priority tag) to 4094")
 	}
 }
 
@@ -241,6 +330,18 @@ func (c *checker) actions(f *Flow, ports Ports) {
 		return
 	}
 	m := &f.Match
+	if len(f.Actions) > MaxActions {
+		c.add("actions", "%d actions; the kernel takes at most %d per filter (TCA_ACT_MAX_PRIO)", len(f.Actions), MaxActions)
+	}
+	// A packet carries a tag for vlan_pop when the match requires one or
+	// an earlier vlan_push added one.
+	tags := 0
+	if m.VLANID.Set || m.VLANPrio.Set || m.EthType == EthType8021Q || m.EthType == EthType8021AD {
+		tags = 1
+		if m.CVLANID.Set || m.CVLANPrio.Set {
+			tags = 2
+		}
+	}
 	for i := range f.Actions {
 		a := &f.Actions[i]
 		p := ActionPath(i)
@@ -248,16 +349,30 @@ func (c *checker) actions(f *Flow, ports Ports) {
 			c.add(p, "follows %s, which ends the action list", f.Actions[i-1].Kind)
 		}
 		switch a.Kind {
-		case ActDrop, ActAccept, ActVLANPop:
+		case ActDrop, ActAccept:
+		case ActVLANPop:
+			if tags == 0 {
+				c.add(p, "vlan_pop needs the match to require a VLAN tag (vlan_id, vlan_prio or eth_type 802.1Q/802.1ad) or a vlan_push before it")
+			} else {
+				tags--
+			}
 		case ActRedirect, ActMirror:
-			if a.Port == "" {
+			switch {
+			case a.Port == "":
 				c.add(p+".port", "%s needs a target port", a.Kind)
-			} else if ports != nil && !ports.HasPort(a.Port) {
+			case a.Port == f.Port && a.Ingress:
+				c.add(p+".port", "%s to the ingress of %q, the flow's own port, classifies the packet again from chain 0: a loop", a.Kind, a.Port)
+			case a.Port == f.Port:
+				c.add(p+".port", "%s to the egress of %q, the flow's own port, sends the packet back where it came from: a loop with the sender", a.Kind, a.Port)
+			case len(a.Port) > MaxPortLen:
+				c.add(p+".port", "%d bytes, longer than an interface name can be (%d, IFNAMSIZ)", len(a.Port), MaxPortLen)
+			case ports != nil && !ports.HasPort(a.Port):
 				c.add(p+".port", "unknown port %q", a.Port)
 			}
 		case ActVLANPush:
-			if a.VLAN.ID > 4095 {
-				c.add(p+".vlan.id", "%d > 4095", a.VLAN.ID)
+			tags++
+			if a.VLAN.ID >= VLANReserved {
+				c.vlanID(p+".vlan.id", Some(a.VLAN.ID))
 			}
 			if a.VLAN.Prio > 7 {
 				c.add(p+".vlan.prio", "%d > 7", a.VLAN.Prio)
@@ -272,9 +387,12 @@ func (c *checker) actions(f *Flow, ports Ports) {
 				c.add(p, "tunnel decap runs on a tunnel port, %q is not one", f.Port)
 			}
 		case ActCT:
-			c.ct(a.CT, p)
+			c.ct(m, a.CT, p)
 		case ActGoto:
-			if a.Chain == f.Chain {
+			switch {
+			case a.Chain > MaxChain:
+				c.add(p+".chain", "%d > %d (0x%08x): TC_ACT_GOTO_CHAIN carries the chain in 28 bits", a.Chain, MaxChain, MaxChain)
+			case a.Chain == f.Chain:
 				c.add(p+".chain", "goto its own chain %d loops", a.Chain)
 			}
 		case ActRewrite:
@@ -314,9 +432,16 @@ func (c *checker) encap(f *Flow, i int, p string, ports Ports) {
 	}
 	if !e.Dst.IsValid() || e.Dst.IsUnspecified() {
 		c.add(p+".encap.dst", "a remote tunnel endpoint address is required")
+	} else if why := notUnicast(e.Dst); why != "" {
+		c.add(p+".encap.dst", "%s is %s: a tunnel endpoint is one unicast host", e.Dst, why)
 	}
 	if !e.Src.IsValid() || e.Src.IsUnspecified() {
 		c.add(p+".encap.src", "a local tunnel endpoint address is required")
+	} else if why := notUnicast(e.Src); why != "" {
+		c.add(p+".encap.src", "%s is %s: a tunnel endpoint is one unicast host", e.Src, why)
+	}
+	if e.Src.IsValid() && e.Src == e.Dst && !e.Src.IsUnspecified() {
+		c.add(p+".encap.dst", "%s is also the source: the tunnel would send to itself", e.Dst)
 	}
 	if e.Src.IsValid() && e.Dst.IsValid() && e.Src.Is4() != e.Dst.Is4() {
 		c.add(p+".encap.dst", "source and destination are of different IP families")
@@ -333,7 +458,20 @@ func (c *checker) encap(f *Flow, i int, p string, ports Ports) {
 	c.add(p, "tunnel encap needs a redirect to a tunnel port after it")
 }
 
-func (c *checker) ct(ct *CT, p string) {
+var limitedBroadcast = netip.AddrFrom4([4]byte{255, 255, 255, 255})
+
+// notUnicast says why a is not a unicast address, "" when it is one.
+func notUnicast(a netip.Addr) string {
+	switch {
+	case a.Unmap() == limitedBroadcast:
+		return "the broadcast address"
+	case a.IsMulticast():
+		return "a multicast address"
+	}
+	return ""
+}
+
+func (c *checker) ct(m *Match, ct *CT, p string) {
 	if ct == nil {
 		c.add(p+".ct", "missing ct parameters")
 		return
@@ -358,6 +496,7 @@ func (c *checker) ct(ct *CT, p string) {
 			c.add(p+".ct.nat.addr_min", "an address is required")
 			break
 		}
+		c.natFamily(m, n.AddrMin, p+".ct.nat.addr_min")
 		if n.AddrMax.IsValid() {
 			if n.AddrMax.Is4() != n.AddrMin.Is4() {
 				c.add(p+".ct.nat.addr_max", "of a different IP family than addr_min")
@@ -370,6 +509,19 @@ func (c *checker) ct(ct *CT, p string) {
 		}
 	default:
 		c.add(p+".ct.nat.kind", "unknown NAT kind")
+	}
+}
+
+// natFamily checks that a NAT address is of the family the match
+// requires: conntrack cannot put an IPv6 address in an IPv4 header.
+func (c *checker) natFamily(m *Match, a netip.Addr, field string) {
+	switch {
+	case a.Is4() && m.EthType == EthTypeIPv6:
+		c.add(field, "IPv4 address %s on a flow that matches eth_type ipv6", a)
+	case a.Is6() && m.EthType == EthTypeIPv4:
+		c.add(field, "IPv6 address %s on a flow that matches eth_type ipv4", a)
+	case !isIP(m.EthType):
+		c.add(field, "NAT needs the match to require eth_type ipv4 or ipv6")
 	}
 }
 

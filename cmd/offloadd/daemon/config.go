@@ -9,6 +9,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/offloadd/offloadd/api"
 	"github.com/offloadd/offloadd/api/authz"
 	"github.com/offloadd/offloadd/nic/emulated"
 	"github.com/offloadd/offloadd/nic/emulated/datapath"
@@ -72,6 +73,58 @@ type Config struct {
 	// LogLevel is debug, info (default), warn or error; LogFormat is text (default) or json.
 	LogLevel  string `json:"logLevel"`
 	LogFormat string `json:"logFormat"`
+	// Limits bound what API clients may hold and send (defaults below).
+	Limits LimitsConfig `json:"limits"`
+}
+
+// LimitsConfig bounds the API's clients; see api.Limits. A hit is logged
+// and counted in offloadd_api_limit_hits_total{limit}. Zero takes the
+// default.
+type LimitsConfig struct {
+	// MaxConnections per listener (default 256); more are closed on accept.
+	MaxConnections int `json:"maxConnections"`
+	// MaxStreamsPerConnection: calls in flight on one connection (default 128).
+	MaxStreamsPerConnection uint32 `json:"maxStreamsPerConnection"`
+	// MaxRecvMsgSize and MaxSendMsgSize in bytes (default 64 MiB each).
+	MaxRecvMsgSize int `json:"maxRecvMsgSize"`
+	MaxSendMsgSize int `json:"maxSendMsgSize"`
+	// MaxFlowsPerRequest of ApplyFlows and ExplainFlows (default 10000).
+	MaxFlowsPerRequest int `json:"maxFlowsPerRequest"`
+	// MaxWatchers: WatchFlows streams open at once (default 64).
+	MaxWatchers int `json:"maxWatchers"`
+	// MaxConnectionIdle closes a connection without calls (default 30m).
+	MaxConnectionIdle Duration `json:"maxConnectionIdle"`
+	// KeepaliveMinTime: clients pinging more often are sent GOAWAY (default 10s).
+	KeepaliveMinTime Duration `json:"keepaliveMinTime"`
+}
+
+func limitsConfig(l api.Limits) LimitsConfig {
+	return LimitsConfig{MaxConnections: l.MaxConnections, MaxStreamsPerConnection: l.MaxStreamsPerConnection,
+		MaxRecvMsgSize: l.MaxRecvMsgSize, MaxSendMsgSize: l.MaxSendMsgSize, MaxFlowsPerRequest: l.MaxFlowsPerRequest,
+		MaxWatchers: l.MaxWatchers, MaxConnectionIdle: Duration(l.MaxConnectionIdle), KeepaliveMinTime: Duration(l.KeepaliveMinTime)}
+}
+
+// API returns the limits with defaults filled in.
+func (l LimitsConfig) API() api.Limits {
+	return api.Limits{MaxConnections: l.MaxConnections, MaxStreamsPerConnection: l.MaxStreamsPerConnection,
+		MaxRecvMsgSize: l.MaxRecvMsgSize, MaxSendMsgSize: l.MaxSendMsgSize, MaxFlowsPerRequest: l.MaxFlowsPerRequest,
+		MaxWatchers: l.MaxWatchers, MaxConnectionIdle: time.Duration(l.MaxConnectionIdle),
+		KeepaliveMinTime: time.Duration(l.KeepaliveMinTime)}.WithDefaults()
+}
+
+func (l LimitsConfig) validate() error {
+	for _, v := range []struct {
+		name string
+		n    int64
+	}{{"maxConnections", int64(l.MaxConnections)}, {"maxRecvMsgSize", int64(l.MaxRecvMsgSize)},
+		{"maxSendMsgSize", int64(l.MaxSendMsgSize)}, {"maxFlowsPerRequest", int64(l.MaxFlowsPerRequest)},
+		{"maxWatchers", int64(l.MaxWatchers)}, {"maxConnectionIdle", int64(l.MaxConnectionIdle)},
+		{"keepaliveMinTime", int64(l.KeepaliveMinTime)}} {
+		if v.n < 0 {
+			return fmt.Errorf("limits.%s: %d is negative", v.name, v.n)
+		}
+	}
+	return nil
 }
 
 // TLSConfig names PEM files; all three or none. They are re-read when
@@ -136,6 +189,7 @@ func DefaultConfig() Config {
 		LogFormat:     "text",
 		TCPHealth:     true,
 		UnixRootAdmin: true,
+		Limits:        limitsConfig(api.DefaultLimits()),
 	}
 }
 
@@ -154,6 +208,9 @@ func LoadConfig(path string) (Config, error) {
 
 // Validate checks the fields the daemon uses directly.
 func (c *Config) Validate() error {
+	if err := c.Limits.validate(); err != nil {
+		return err
+	}
 	switch c.Backend {
 	case "emulated":
 		if err := c.Emulated.Validate(); err != nil {

@@ -28,7 +28,9 @@ import (
 	"github.com/offloadd/offloadd/vfmgr"
 )
 
-// MaxMsgSize bounds one gRPC message: a 10,000-flow batch and its results fit.
+// MaxMsgSize bounds one gRPC message to and from migration peers: a
+// 10,000-flow batch and its results fit. The API's own limits are
+// Config.Limits.
 const MaxMsgSize = 64 << 20
 
 // Version is reported by GetNode; cmd/offloadd sets it from its build.
@@ -44,6 +46,7 @@ type Daemon struct {
 	sec    *security
 	grpc   *grpc.Server
 	api    *api.Server
+	hits   *api.LimitHits
 	mig    *fallback.Migrator
 	http   *http.Server
 	// metricsAddr is where metrics are served, once started.
@@ -123,12 +126,14 @@ func New(cfg Config, log *slog.Logger) (*Daemon, error) {
 	// windows of 1 and 4 MiB (not gRPC's 64 KiB start) let them stream
 	// without waiting on flow-control updates, and bigger reads mean fewer
 	// syscalls per batch.
-	d.grpc = grpc.NewServer(append(append(api.ServerOptions(), sec.serverOptions()...),
-		grpc.MaxRecvMsgSize(MaxMsgSize), grpc.MaxSendMsgSize(MaxMsgSize),
+	limits := cfg.Limits.API()
+	d.hits = api.NewLimitHits(log)
+	opts := append(append(api.ServerOptions(), sec.serverOptions()...), limits.ServerOptions()...)
+	d.grpc = grpc.NewServer(append(opts,
 		grpc.InitialWindowSize(1<<20), grpc.InitialConnWindowSize(4<<20), grpc.ReadBufferSize(256<<10))...)
 	d.api = api.NewServer(eng, eng, api.WithLogger(log), api.WithVersion(Version),
 		// The authz interceptors read ApplyFlows batches as the codec decodes them.
-		api.WithBatchInterceptors())
+		api.WithBatchInterceptors(), api.WithLimits(limits, d.hits))
 	d.api.Register(d.grpc)
 	if err := d.wireDatapathAndMigration(cfg, emu); err != nil {
 		d.closeDevices()
@@ -259,7 +264,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 			lis = tls.NewListener(lis, d.sec.tls.MetricsConfig())
 		}
 		reg := prometheus.NewRegistry()
-		reg.MustRegister(api.NewMetrics(d.engine, d.engine), collectors.NewGoCollector(),
+		reg.MustRegister(api.NewMetrics(d.engine, d.engine), d.hits, collectors.NewGoCollector(),
 			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -302,7 +307,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 		d.wg.Add(1)
 		go func() {
 			defer d.wg.Done()
-			if err := d.grpc.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			if err := d.grpc.Serve(api.LimitListener(lis, d.cfg.Limits.API().MaxConnections, d.hits)); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 				d.log.Error("serve API", "addr", lis.Addr().String(), "err", err)
 			}
 		}()

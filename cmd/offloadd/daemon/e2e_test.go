@@ -526,3 +526,35 @@ func TestSocketPathAtRegularFile(t *testing.T) {
 	require.NoError(t, err, "the file is still there")
 	assert.Equal(t, "keep me\n", string(data))
 }
+
+// TestE2ELimits: the configured limits reach the API, and a hit shows in
+// offloadd_api_limit_hits_total.
+func TestE2ELimits(t *testing.T) {
+	n := startNode(t, func(c *Config) {
+		c.Metrics = "127.0.0.1:0"
+		c.Limits.MaxFlowsPerRequest = 2
+	})
+	flows := tenant(t)[:3]
+	_, err := n.flows.ApplyFlows(ctx(t), &v1.ApplyFlowsRequest{Flows: flows})
+	require.Equal(t, codes.ResourceExhausted, status.Code(err), "%v", err)
+	assert.Contains(t, status.Convert(err).Message(), "over the limit of 2")
+	_, err = n.flows.ApplyFlows(ctx(t), &v1.ApplyFlowsRequest{Flows: flows[:2]})
+	require.NoError(t, err)
+	c := scrapeCounters(t, n)
+	assert.Equal(t, 1.0, c[`offloadd_api_limit_hits_total{limit="flows_per_request"}`])
+	assert.Equal(t, 0.0, c[`offloadd_api_limit_hits_total{limit="connections"}`])
+}
+
+func TestLimitsConfig(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "offloadd.yaml")
+	require.NoError(t, os.WriteFile(path, []byte("limits:\n  maxFlowsPerRequest: 500\n  maxConnectionIdle: 5m\n"), 0o600))
+	cfg, err := LoadConfig(path)
+	require.NoError(t, err)
+	l := cfg.Limits.API()
+	assert.Equal(t, 500, l.MaxFlowsPerRequest)
+	assert.Equal(t, 5*time.Minute, l.MaxConnectionIdle)
+	assert.Equal(t, 256, l.MaxConnections, "the others keep their defaults")
+
+	cfg.Limits.MaxWatchers = -1
+	assert.ErrorContains(t, cfg.Validate(), "limits.maxWatchers: -1 is negative")
+}

@@ -60,6 +60,12 @@ type Config struct {
 	// MaxDepth bounds redirects to other ports' ingress per packet
 	// (default 16); deeper packets are dropped as loops.
 	MaxDepth int
+	// MaxGotos bounds the gotos one packet takes on one port (default
+	// 16, the kernel's max_reclassify_loop in __tcf_classify, which
+	// shoots the packet that takes more: "reclassify loop"). Validation
+	// refuses goto loops, so only tables programmed around it, or chains
+	// deeper than the kernel runs, reach the limit.
+	MaxGotos int
 }
 
 // PortStats are a port's packet counters in the datapath.
@@ -86,6 +92,7 @@ type Datapath struct {
 	seed     uint32
 	learn    bool
 	maxDepth int
+	maxGotos int
 	gateways []netip.Addr
 	local    map[netip.Addr]bool
 	uplink   string // PF 0's uplink: tunnel traffic leaves here
@@ -106,7 +113,7 @@ func New(dev Device, cfg Config) (*Datapath, error) {
 	if dev == nil {
 		return nil, errors.New("new datapath: no device")
 	}
-	dp := &Datapath{dev: dev, now: cfg.Now, seed: cfg.HashSeed, learn: !cfg.NoLearn, maxDepth: cfg.MaxDepth,
+	dp := &Datapath{dev: dev, now: cfg.Now, seed: cfg.HashSeed, learn: !cfg.NoLearn, maxDepth: cfg.MaxDepth, maxGotos: cfg.MaxGotos,
 		gateways: cfg.Gateways, neigh: map[netip.Addr]Neighbour{}, buckets: map[policeKey]*bucket{},
 		stats: map[string]*PortStats{}}
 	if dp.now == nil {
@@ -114,6 +121,9 @@ func New(dev Device, cfg Config) (*Datapath, error) {
 	}
 	if dp.maxDepth <= 0 {
 		dp.maxDepth = 16
+	}
+	if dp.maxGotos <= 0 {
+		dp.maxGotos = 16
 	}
 	to := conntrack.DefaultTimeouts()
 	if cfg.CTTimeouts != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/offloadd/offloadd/nic"
+	"github.com/offloadd/offloadd/nic/emulated"
 	"github.com/offloadd/offloadd/nic/emulated/datapath"
 	"github.com/offloadd/offloadd/offload/flow"
 )
@@ -322,4 +323,43 @@ func TestConcurrentUse(t *testing.T) {
 	wg.Wait()
 	assert.Equal(t, 800, e.dp.Conntrack().Len(e.clock.Now()))
 	assert.Equal(t, uint64(800), e.dp.Stats()[up].RxPackets)
+}
+
+// TestGotoLoopIsCut programs a loop 7 → 8 → 7 straight into the device
+// tables, around validation: the packet is dropped after the kernel's
+// 16 gotos instead of spinning.
+func TestGotoLoopIsCut(t *testing.T) {
+	for _, plane := range []flow.Plane{flow.Hardware, flow.Software} {
+		t.Run(plane.String(), func(t *testing.T) {
+			e := defaultEnv(t)
+			e.program(plane,
+				fl("enter", rep0, 0, 1, flow.Match{}, gotoC(7)),
+				fl("seven", rep0, 7, 1, flow.Match{}, gotoC(8)),
+				fl("eight", rep0, 8, 1, flow.Match{}, gotoC(7)))
+			tr := e.inject(rep0, "udp")
+			assert.Equal(t, datapath.VerdictDropped, tr.Verdict)
+			assert.Equal(t, "more than 16 gotos: a loop (last to pf0vf0 chain 7)", tr.Reason)
+			assert.Empty(t, tr.Outputs)
+		})
+	}
+	// Sixteen gotos are fine, the seventeenth is not.
+	for _, n := range []uint32{16, 17} {
+		e := defaultEnv(t)
+		for c := range n {
+			e.program(flow.Software, fl(fmt.Sprint("c", c), rep0, c, 1, flow.Match{}, gotoC(c+1)))
+		}
+		e.program(flow.Software, fl("last", rep0, n, 1, flow.Match{}, redirect(rep1)))
+		tr := e.inject(rep0, "udp")
+		if n == 16 {
+			assert.Equal(t, datapath.VerdictForwarded, tr.Verdict, tr.Reason)
+		} else {
+			assert.Equal(t, datapath.VerdictDropped, tr.Verdict)
+			assert.Contains(t, tr.Reason, "more than 16 gotos")
+		}
+	}
+	// The limit is configurable.
+	e := newEnv(t, emulated.DefaultConfig(), datapath.Config{MaxGotos: 1})
+	e.program(flow.Software, fl("a", rep0, 0, 1, flow.Match{}, gotoC(1)), fl("b", rep0, 1, 1, flow.Match{}, gotoC(2)),
+		fl("c", rep0, 2, 1, flow.Match{}, drop()))
+	assert.Equal(t, "more than 1 gotos: a loop (last to pf0vf0 chain 2)", e.inject(rep0, "udp").Reason)
 }

@@ -169,7 +169,10 @@ type outcome struct {
 // first match wins; a hardware miss continues in software at the same
 // chain; a software miss is an upcall (on an uplink, a VXLAN frame is
 // decapsulated to its tunnel device first, as the kernel's stack does).
+// More than maxGotos gotos drop the packet, as the kernel's
+// max_reclassify_loop does; a loop of gotos would otherwise spin forever.
 func (r *run) classify(port nic.Port, p *pkt, plane flow.Plane, chain uint32, b branch) {
+	gotos := 0
 	for {
 		if plane == flow.Software && b.primary {
 			r.tr.SoftwarePath = true
@@ -217,6 +220,10 @@ func (r *run) classify(port nic.Port, p *pkt, plane flow.Plane, chain uint32, b 
 		case matched && out.kind == outDone:
 			return
 		case matched && out.kind == outGoto:
+			if gotos++; gotos > r.dp.maxGotos {
+				r.drop(port, plane, b, fmt.Sprintf("more than %d gotos: a loop (last to %s chain %d)", r.dp.maxGotos, port.Name, out.chain))
+				return
+			}
 			chain = out.chain
 			if plane == flow.Hardware && len(r.hw.chain(port.Name, chain)) == 0 {
 				r.step(Step{Kind: StepMiss, Depth: b.depth, Plane: plane, Port: port.Name, Chain: chain,

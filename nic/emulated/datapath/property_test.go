@@ -144,6 +144,13 @@ func (g *propGen) actions(f *flow.Flow) []flow.Action {
 	case 1:
 		as = append(as, accept())
 	case 2:
+		// Gotos go forward, and now and then back: validation refuses
+		// only a goto to its own chain, so loops across chains reach the
+		// datapath, which must cut them the same way in both planes.
+		if f.Port != up && f.Chain > 0 && g.chance(0.3) {
+			as = append(as, gotoC(f.Chain-1))
+			break
+		}
 		if f.Port != up && f.Chain < 2 {
 			as = append(as, gotoC(f.Chain+1))
 			break
