@@ -33,7 +33,7 @@ func TestBenchParts(t *testing.T) {
 			latencyRounds = 1
 			return latency(ctx, 3000, 500)
 		},
-		"restart": func() ([]Figure, error) { return restart(ctx, 2000, 500) },
+		"restart": func() ([]Figure, error) { return restart(ctx, 2000) },
 		"memory":  func() ([]Figure, error) { return memory(ctx, 4000, 500) },
 	} {
 		t.Run(name, func(t *testing.T) {

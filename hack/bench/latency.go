@@ -34,11 +34,10 @@ func dial(sock string) (*grpc.ClientConn, error) {
 			grpc.MaxCallRecvMsgSize(daemon.MaxMsgSize), grpc.MaxCallSendMsgSize(daemon.MaxMsgSize)))
 }
 
-// Probe rates: each probe calls on a fixed schedule, and its latency runs
-// from the call's scheduled time to its answer, so that a call held up
-// also counts against the calls that should have gone meanwhile (no
-// coordinated omission). They are low enough for the machine to keep up
-// at rest.
+// Probe periods: each probe calls once a period, as a poller does; a
+// call that overruns its period makes the next wait for the next period
+// boundary, and the periods it overran are skipped (counted), not caught
+// up. Latency is from the call's send to its answer.
 const (
 	getEvery   = 2 * time.Millisecond
 	listEvery  = 20 * time.Millisecond
@@ -60,7 +59,10 @@ type probe struct {
 // probeRun is what a probe measured in one phase.
 type probeRun struct {
 	lat []time.Duration
-	err error
+	// skipped counts the periods passed over because a call, or the
+	// probe's wake-up, came late.
+	skipped int
+	err     error
 }
 
 // runProbes runs every probe on its own connection until stop is closed.
@@ -93,12 +95,19 @@ func runProbes(ctx context.Context, sock string, probes []probe, first int, stop
 					return
 				case <-t.C:
 				}
+				sent := time.Now()
 				if err := p.call(ctx, conn, i); err != nil {
 					out[k].err = fmt.Errorf("%s: %w", p.name, err)
 					return
 				}
-				out[k].lat = append(out[k].lat, time.Since(next))
+				done := time.Now()
+				out[k].lat = append(out[k].lat, done.Sub(sent))
 				next = next.Add(p.every)
+				if late := done.Sub(next); late > 0 {
+					n := late/p.every + 1
+					out[k].skipped += int(n)
+					next = next.Add(n * p.every)
+				}
 			}
 		})
 	}
@@ -141,9 +150,11 @@ const latencyFlag = "-latency-socket"
 // latencyResult is what a latency client reports on stdout: per phase
 // (under load, at rest) and probe, every call's latency.
 type latencyResult struct {
-	Lat  [2][3][]time.Duration `json:"lat"`
-	Took time.Duration         `json:"took"`
-	Err  string                `json:"err,omitempty"`
+	Lat [2][3][]time.Duration `json:"lat"`
+	// Skipped counts the periods each probe passed over (probeRun).
+	Skipped [2][3]int     `json:"skipped"`
+	Took    time.Duration `json:"took"`
+	Err     string        `json:"err,omitempty"`
 }
 
 // latencyMain runs a latency client process when args ask for one.
@@ -183,6 +194,7 @@ func latency(ctx context.Context, n, batch int) ([]Figure, error) {
 	var (
 		lat      [2][3][]time.Duration // phase, probe
 		roundP99 [2][3][]time.Duration
+		skipped  [2][3]int
 		loadTook []time.Duration
 	)
 	for round := range latencyRounds {
@@ -222,6 +234,7 @@ func latency(ctx context.Context, n, batch int) ([]Figure, error) {
 					continue
 				}
 				lat[ph][k] = append(lat[ph][k], res.Lat[ph][k]...)
+				skipped[ph][k] += res.Skipped[ph][k]
 				roundP99[ph][k] = append(roundP99[ph][k], quantiles(res.Lat[ph][k])[1])
 			}
 		}
@@ -245,7 +258,8 @@ func latency(ctx context.Context, n, batch int) ([]Figure, error) {
 			for i, d := range roundP99[ph][k] {
 				parts[i] = fmt.Sprintf("%.2f", ms(d))
 			}
-			return fmt.Sprintf("%d calls over %d rounds, one every %v; p99 per round %s ms", len(lat[ph][k]), latencyRounds, p.every, strings.Join(parts, ", "))
+			return fmt.Sprintf("%d calls over %d rounds, one every %v (%d periods skipped: a call or its wake-up late); p99 per round %s ms",
+				len(lat[ph][k]), latencyRounds, p.every, skipped[ph][k], strings.Join(parts, ", "))
 		}
 		figs = append(figs,
 			Figure{Name: p.name + " under bulk apply: p50", Value: ms(q[loaded][0]), Unit: "ms"},
@@ -328,21 +342,21 @@ func latencyRound(ctx context.Context, sock string, n, batch int) (latencyResult
 	if err != nil {
 		return res, fmt.Errorf("bulk load: %w", err)
 	}
-	if err := keep(runs, &res.Lat[0]); err != nil {
+	if err := keep(runs, &res.Lat[0], &res.Skipped[0]); err != nil {
 		return res, err
 	}
 	stop = make(chan struct{})
 	time.AfterFunc(max(res.Took, time.Second), func() { close(stop) })
-	return res, keep(runProbes(ctx, sock, probes, 1<<20, stop), &res.Lat[1])
+	return res, keep(runProbes(ctx, sock, probes, 1<<20, stop), &res.Lat[1], &res.Skipped[1])
 }
 
 // keep keeps a phase's latencies.
-func keep(runs []probeRun, lat *[3][]time.Duration) error {
+func keep(runs []probeRun, lat *[3][]time.Duration, skipped *[3]int) error {
 	for k, r := range runs {
 		if r.err != nil {
 			return r.err
 		}
-		lat[k] = r.lat
+		lat[k], skipped[k] = r.lat, r.skipped
 	}
 	return nil
 }
