@@ -206,11 +206,30 @@ func (e *Engine) validateBatch(batch []*flow.Flow) ([]Result, int) {
 			batchChains[chainKey{f.Port, f.Chain}] = true
 		}
 	}
-	invalid := 0
+	var valid []*flow.Flow
+	var at []int
 	for i, f := range batch {
 		if len(results[i].Violations) == 0 {
 			results[i].Violations = e.gotoViolations(f, batchChains)
 		}
+		if len(results[i].Violations) == 0 && hasGoto(f) {
+			valid, at = append(valid, f), append(at, i)
+		}
+	}
+	// Loops across the batch and the installed flows, and goto paths
+	// deeper than the kernel follows.
+	if len(valid) > 0 {
+		existing := make([]*flow.Flow, 0, len(e.gotoFlows))
+		for en := range e.gotoFlows {
+			existing = append(existing, en.flow)
+		}
+		for _, v := range flow.GotoLoops(existing, valid) {
+			i := at[v.Index]
+			results[i].Violations = append(results[i].Violations, v.Violation)
+		}
+	}
+	invalid := 0
+	for i := range batch {
 		if len(results[i].Violations) > 0 {
 			results[i].Outcome = OutcomeInvalid
 			invalid++
@@ -421,6 +440,7 @@ func (e *Engine) delete(ctx context.Context, ids []string) ([]DeleteResult, func
 		return nil, noWait, fmt.Errorf("delete flows: %w", ErrClosed)
 	}
 	results := make([]DeleteResult, len(ids))
+	refused := e.strandedGotos(ids)
 	type del struct {
 		k  int
 		en *entry
@@ -438,6 +458,10 @@ func (e *Engine) delete(ctx context.Context, ids []string) ([]DeleteResult, func
 		}
 		seen[id] = true
 		results[k].Found = true
+		if why, ok := refused[id]; ok {
+			results[k].Err = fmt.Errorf("delete %s: %s: %w", id, why, ErrInUse)
+			continue
+		}
 		if !en.hasCopy() {
 			e.mu.Lock()
 			e.forget(id, en)
@@ -476,6 +500,49 @@ func (e *Engine) delete(ctx context.Context, ids []string) ([]DeleteResult, func
 		e.signalFreed()
 	}
 	return results, wait, nil
+}
+
+// strandedGotos returns, by ID, why deleting ids would leave a goto of a
+// remaining flow pointing at an empty chain.
+func (e *Engine) strandedGotos(ids []string) map[string]string {
+	var existing []*flow.Flow
+	seenChain := map[chainKey]bool{}
+	for _, id := range ids {
+		en, ok := e.flows[id]
+		if !ok {
+			continue
+		}
+		k := chainKey{en.flow.Port, en.flow.Chain}
+		if seenChain[k] {
+			continue
+		}
+		seenChain[k] = true
+		for _, c := range e.chainEntries(k) {
+			if !hasGoto(c.flow) {
+				existing = append(existing, c.flow)
+			}
+		}
+	}
+	if len(seenChain) == 0 {
+		return nil
+	}
+	for en := range e.gotoFlows {
+		existing = append(existing, en.flow)
+	}
+	out := map[string]string{}
+	for _, v := range flow.StrandedGotos(existing, ids) {
+		out[v.ID] = v.Reason
+	}
+	return out
+}
+
+func hasGoto(f *flow.Flow) bool {
+	for i := range f.Actions {
+		if f.Actions[i].Kind == flow.ActGoto {
+			return true
+		}
+	}
+	return false
 }
 
 // forget drops en from the state and tells the watchers. Callers hold

@@ -58,8 +58,10 @@ type Engine struct {
 	ports map[string]portRef
 	flows map[string]*entry
 	// byID orders the flows by ID, for List's pages.
-	byID   *btree.BTreeG[*entry]
-	chains map[chainKey]*chainSet // flows per (port, chain)
+	byID *btree.BTreeG[*entry]
+	// gotoFlows are the flows with a goto action, for loop checks.
+	gotoFlows map[*entry]struct{}
+	chains    map[chainKey]*chainSet // flows per (port, chain)
 	// retired are the counters of deleted flows per device and plane,
 	// so that totals never go down.
 	retired  map[int]*[2]nic.Counters
@@ -156,18 +158,19 @@ func New(cfg Config) (*Engine, error) {
 		return nil, errors.New("new engine: no devices")
 	}
 	e := &Engine{
-		log:      cfg.Logger,
-		now:      cfg.Now,
-		store:    cfg.Store,
-		devs:     cfg.Devices,
-		ports:    map[string]portRef{},
-		flows:    map[string]*entry{},
-		chains:   map[chainKey]*chainSet{},
-		byID:     btree.NewG(32, func(a, b *entry) bool { return a.flow.ID < b.flow.ID }),
-		retired:  map[int]*[2]nic.Counters{},
-		draining: map[string]string{},
-		watchers: map[*Watcher]struct{}{},
-		freed:    make(chan struct{}, 1),
+		log:       cfg.Logger,
+		now:       cfg.Now,
+		store:     cfg.Store,
+		devs:      cfg.Devices,
+		ports:     map[string]portRef{},
+		flows:     map[string]*entry{},
+		chains:    map[chainKey]*chainSet{},
+		byID:      btree.NewG(32, func(a, b *entry) bool { return a.flow.ID < b.flow.ID }),
+		gotoFlows: map[*entry]struct{}{},
+		retired:   map[int]*[2]nic.Counters{},
+		draining:  map[string]string{},
+		watchers:  map[*Watcher]struct{}{},
+		freed:     make(chan struct{}, 1),
 	}
 	if e.log == nil {
 		e.log = slog.Default()

@@ -63,6 +63,9 @@ type chainSet struct{ ens []*entry }
 
 func (e *Engine) link(en *entry) {
 	e.byID.ReplaceOrInsert(en)
+	if hasGoto(en.flow) {
+		e.gotoFlows[en] = struct{}{}
+	}
 	k := chainKey{en.flow.Port, en.flow.Chain}
 	cs := e.chains[k]
 	if cs == nil {
@@ -77,6 +80,7 @@ func (e *Engine) unlink(en *entry) {
 	if cur, ok := e.byID.Get(en); ok && cur == en {
 		e.byID.Delete(en)
 	}
+	delete(e.gotoFlows, en)
 	k := chainKey{en.flow.Port, en.flow.Chain}
 	cs := e.chains[k]
 	if cs == nil || int(en.pos) >= len(cs.ens) || cs.ens[en.pos] != en {

@@ -113,3 +113,39 @@ func TestCountersNeverGoDown(t *testing.T) {
 	assert.Equal(t, before, after)
 	assert.Equal(t, uint64(2), after[flow.Hardware])
 }
+
+func gotoFlow(id string, chain uint32, prio uint16, to uint32) *flow.Flow {
+	return &flow.Flow{ID: id, Port: "pf0vf0", Chain: chain, Priority: prio,
+		Match: flow.Match{EthType: flow.EthTypeIPv4}, Actions: []flow.Action{{Kind: flow.ActGoto, Chain: to}}}
+}
+
+// TestGotoLoopsAndStrandedGotos: a loop closed across a batch and the
+// installed flows is refused; the last rule of a chain a goto jumps to
+// cannot be deleted alone, but can with the goto.
+func TestGotoLoopsAndStrandedGotos(t *testing.T) {
+	ctx := context.Background()
+	e, _ := newEngine(t, 0)
+	in8 := acl("in8", 1, 8)
+	in8.Chain = 8
+	_, err := e.Apply(ctx, []*flow.Flow{gotoFlow("to7", 0, 1, 7), gotoFlow("7to8", 7, 1, 8), in8}, ApplyOptions{})
+	require.NoError(t, err)
+	rs, err := e.Apply(ctx, []*flow.Flow{gotoFlow("8to7", 8, 1, 7)}, ApplyOptions{})
+	require.NoError(t, err)
+	require.Equal(t, OutcomeInvalid, rs[0].Outcome, "8 -> 7 closes the loop 7 -> 8 -> 7")
+	require.NotEmpty(t, rs[0].Violations)
+	assert.Equal(t, "actions[0].chain", rs[0].Violations[0].Field)
+	x := e.Explain(ctx, gotoFlow("8to7", 8, 1, 7))
+	assert.Equal(t, StateFailed, x.State, "explain refuses it too")
+
+	// 7to8 is the last rule of chain 7, which to7 jumps to.
+	ds, err := e.Delete(ctx, []string{"7to8"})
+	require.NoError(t, err)
+	require.ErrorIs(t, ds[0].Err, ErrInUse)
+	assert.Contains(t, ds[0].Err.Error(), "to7")
+	_, ok := e.Get("7to8")
+	assert.True(t, ok, "nothing was deleted")
+	ds, err = e.Delete(ctx, []string{"7to8", "to7"})
+	require.NoError(t, err)
+	assert.NoError(t, ds[0].Err)
+	assert.NoError(t, ds[1].Err)
+}

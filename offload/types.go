@@ -177,6 +177,9 @@ var (
 	ErrWatcherLagged = errors.New("watcher fell behind")
 	// ErrNotFound: no flow or port with that name.
 	ErrNotFound = errors.New("not found")
+	// ErrInUse: a flow another flow depends on (the last rule of a chain
+	// a goto jumps to) cannot be deleted alone.
+	ErrInUse = errors.New("in use")
 	// ErrNotDurable: the desired state could not be saved, so the change
 	// is not acknowledged (or, while the store fails, not made at all).
 	ErrNotDurable = errors.New("desired state not saved")
