@@ -13,7 +13,7 @@ const DefaultWatchBuffer = 16 << 20
 // status, the ID and the reasons' text (the flow itself is shared with
 // the engine's state while the flow lives).
 func eventBytes(ev *Event) int {
-	n := 256 + len(ev.Status.Flow.ID)
+	n := 640 + len(ev.Status.Flow.ID)
 	for _, r := range ev.Status.Reasons {
 		n += 64 + len(r.Field) + len(r.Message)
 	}

@@ -86,3 +86,25 @@ func TestPrivilegedCrashCheck(t *testing.T) {
 	require.Zero(t, st.Duplicates, problems)
 	require.Zero(t, st.AtomicViolations, problems)
 }
+
+// TestPrivilegedGreedy runs the greedy clients briefly: watchers that
+// never read are cut at their bound, and single-flow applies are timed
+// under listing clients.
+func TestPrivilegedGreedy(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (privileged tier)")
+	}
+	if testing.Short() {
+		t.Skip("builds and runs offloadd")
+	}
+	var log bytes.Buffer
+	g := GreedyConfig{Dir: t.TempDir(), Flows: 3000, Watchers: 2, Listers: 1, Duration: 300 * time.Millisecond, Log: &log}
+	r, err := RunGreedy(t.Context(), g)
+	require.NoError(t, err, log.String())
+	var report bytes.Buffer
+	r.print(&report, g)
+	t.Log("\n" + report.String())
+	require.NotEmpty(t, r.Applies)
+	require.Positive(t, r.Pages)
+	require.Positive(t, r.HeapBefore)
+}

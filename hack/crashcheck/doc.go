@@ -12,5 +12,11 @@
 // With --disk-full the state directory is a small tmpfs (needs root), so
 // saves fail with ENOSPC part of the time. See docs/reliability.md.
 //
+// With --greedy it measures greedy clients instead: the daemon's heap
+// while watchers that never read see every flow change, and single-flow
+// ApplyFlows latency while clients list every flow in pages.
+//
+//	go run ./hack/crashcheck --greedy --flows 200000 --watchers 20 --listers 4
+//
 //	go run ./hack/crashcheck --rounds 50 --clients 4 --batch 8
 package main

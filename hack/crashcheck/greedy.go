@@ -40,9 +40,11 @@ type GreedyConfig struct {
 
 // GreedyReport holds the figures of a greedy run.
 type GreedyReport struct {
-	// HeapBefore and HeapPeak are the daemon's Go heap in use before the
-	// watchers and the most seen while they were stuck.
-	HeapBefore, HeapPeak float64
+	// HeapBefore is the daemon's Go heap in use after the install;
+	// HeapChurn the most seen while every flow changed once with no
+	// watcher (the garbage of the change itself); HeapPeak the most seen
+	// while every flow changed again with the watchers stuck.
+	HeapBefore, HeapChurn, HeapPeak float64
 	// WatchersCut ended with ABORTED (cut for falling behind).
 	WatchersCut int
 	// Applies are single-flow ApplyFlows latencies under the listers.
@@ -53,8 +55,10 @@ type GreedyReport struct {
 
 func (r GreedyReport) print(w io.Writer, g GreedyConfig) {
 	fmt.Fprintf(w, "greedy: %d flows, %d watchers that never read, %d listing clients\n", g.Flows, g.Watchers, g.Listers)
-	fmt.Fprintf(w, "daemon heap in use: %.1f MiB before the watchers, %.1f MiB at most while they were stuck (growth %.1f MiB); watchers cut: %d of %d\n",
-		r.HeapBefore/(1<<20), r.HeapPeak/(1<<20), (r.HeapPeak-r.HeapBefore)/(1<<20), r.WatchersCut, g.Watchers)
+	fmt.Fprintf(w, "daemon heap in use: %.1f MiB after the install, at most %.1f MiB while every flow changed with no watcher, "+
+		"%.1f MiB with the watchers stuck: %.1f MiB for %d watchers (%.1f MiB each); watchers cut: %d of %d\n",
+		r.HeapBefore/(1<<20), r.HeapChurn/(1<<20), r.HeapPeak/(1<<20), (r.HeapPeak-r.HeapChurn)/(1<<20), g.Watchers,
+		(r.HeapPeak-r.HeapChurn)/(1<<20)/float64(max(g.Watchers, 1)), r.WatchersCut, g.Watchers)
 	if len(r.Applies) > 0 {
 		fmt.Fprintf(w, "single-flow ApplyFlows under the listers: %d in %v, p50 %v, p99 %v, max %v; pages listed meanwhile %d\n",
 			len(r.Applies), g.Duration, pct(r.Applies, 50), pct(r.Applies, 99), r.Applies[len(r.Applies)-1], r.Pages)
@@ -110,6 +114,32 @@ func RunGreedy(ctx context.Context, g GreedyConfig) (GreedyReport, error) {
 		return r, err
 	}
 
+	// The change alone, for the garbage it makes.
+	churn := func(version uint32) (float64, error) {
+		peak := 0.0
+		done := make(chan error, 1)
+		go func() { done <- install(version) }()
+		for {
+			select {
+			case err := <-done:
+				for range 10 {
+					if h, err := heapInUse(metrics); err == nil && h > peak {
+						peak = h
+					}
+					time.Sleep(100 * time.Millisecond)
+				}
+				return peak, err
+			case <-time.After(200 * time.Millisecond):
+				if h, err := heapInUse(metrics); err == nil && h > peak {
+					peak = h
+				}
+			}
+		}
+	}
+	if r.HeapChurn, err = churn(2); err != nil {
+		return r, err
+	}
+
 	// Watchers that never read, each on a connection of its own.
 	var streams []grpc.ServerStreamingClient[v1.WatchFlowsResponse]
 	wctx, stopWatchers := context.WithCancel(ctx)
@@ -126,41 +156,32 @@ func RunGreedy(ctx context.Context, g GreedyConfig) (GreedyReport, error) {
 		}
 		streams = append(streams, s)
 	}
-	peak := r.HeapBefore
-	sample := func() {
-		if h, err := heapInUse(metrics); err == nil && h > peak {
-			peak = h
-		}
-	}
-	done := make(chan error, 1)
-	go func() { done <- install(2) }()
-	for waiting := true; waiting; {
-		select {
-		case err := <-done:
-			if err != nil {
-				return r, err
-			}
-			waiting = false
-		case <-time.After(200 * time.Millisecond):
-			sample()
-		}
-	}
-	for range 10 {
-		sample()
-		time.Sleep(100 * time.Millisecond)
+	peak, err := churn(3)
+	if err != nil {
+		return r, err
 	}
 	r.HeapPeak = peak
+	// Read what each watcher has: a cut one ends with ABORTED; one that
+	// was not cut blocks for the next change, until the watchers stop.
+	var cut sync.WaitGroup
+	var cutMu sync.Mutex
 	for _, s := range streams {
-		for {
-			if _, err := s.Recv(); err != nil {
-				if status.Code(err) == codes.Aborted {
-					r.WatchersCut++
+		cut.Go(func() {
+			for {
+				if _, err := s.Recv(); err != nil {
+					if status.Code(err) == codes.Aborted {
+						cutMu.Lock()
+						r.WatchersCut++
+						cutMu.Unlock()
+					}
+					return
 				}
-				break
 			}
-		}
+		})
 	}
+	time.Sleep(3 * time.Second)
 	stopWatchers()
+	cut.Wait()
 
 	// Listers and timed single-flow applies.
 	lctx, stopListers := context.WithCancel(ctx)
@@ -184,7 +205,7 @@ func RunGreedy(ctx context.Context, g GreedyConfig) (GreedyReport, error) {
 	end := time.Now().Add(g.Duration)
 	for i := 0; time.Now().Before(end); i++ {
 		start := time.Now()
-		if err := apply([]*v1.Flow{greedyFlow(g.Flows+i%100, uint32(3+i))}); err != nil {
+		if err := apply([]*v1.Flow{greedyFlow(g.Flows+i%100, uint32(4+i))}); err != nil {
 			stopListers()
 			wg.Wait()
 			return r, fmt.Errorf("single-flow apply: %w", err)
