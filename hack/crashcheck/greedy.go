@@ -223,7 +223,7 @@ func RunGreedy(ctx context.Context, g GreedyConfig) (GreedyReport, error) {
 func greedyFlow(i int, version uint32) *v1.Flow {
 	port := 1 + version%60000
 	return &v1.Flow{Id: fmt.Sprintf("g%07d", i), Port: "pf0vf0", Priority: uint32(1 + i%1000),
-		Match: &v1.Match{EthType: "ipv4", IpProto: "tcp", Ipv4Dst: fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255), DstPort: &port},
+		Match:   &v1.Match{EthType: "ipv4", IpProto: "tcp", Ipv4Dst: fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255), DstPort: &port},
 		Actions: []*v1.Action{{Action: &v1.Action_Drop{Drop: &v1.Drop{}}}}}
 }
 
