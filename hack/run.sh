@@ -9,7 +9,7 @@ sock=$RUN_DIR/offloadd.sock
 mkdir -p "$RUN_DIR"
 rm -rf "$RUN_DIR/state"   # a fresh demo each time
 
-"$BIN/offloadd" --socket "$sock" --state-dir "$RUN_DIR/state" \
+"$BIN/offloadd" --socket "$sock" --state-dir "$RUN_DIR/state" --audit-log "$RUN_DIR/audit.log" \
   --config hack/demo/offloadd.yaml 2> >(tee "$RUN_DIR/offloadd.log" >&2) &
 daemon=$!
 trap 'kill -TERM $daemon 2>/dev/null; wait $daemon 2>/dev/null' EXIT INT TERM
@@ -51,6 +51,7 @@ ctl flows list --id-prefix fw-
 cat <<EOT
 
 offloadd is serving on $sock (Ctrl-C stops it; installed flows stay).
+Its log is $RUN_DIR/offloadd.log, the audit log of every change $RUN_DIR/audit.log.
 Try, in another shell:
   $BIN/offloadctl --socket $sock flows list --state software
   $BIN/offloadctl --socket $sock flows explain -f hack/demo/tenant.yaml
