@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -70,21 +71,34 @@ func TestPrivilegedCrashCheck(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs offloadd")
 	}
-	var log bytes.Buffer
-	c := Config{Dir: t.TempDir(), Rounds: 3, Clients: 3, IDs: 100, Batch: 6,
-		KillMin: 100 * time.Millisecond, KillMax: 400 * time.Millisecond, Seed: 13, Log: &log}
-	st, problems, err := Run(t.Context(), c)
-	require.NoError(t, err, log.String())
-	var report bytes.Buffer
-	printReport(&report, c, st, problems)
-	t.Log("\n" + report.String())
-	require.Equal(t, 3, st.Kills)
-	require.Positive(t, st.AckedChanges)
-	require.Positive(t, st.AckedAtomicBatches)
-	require.Zero(t, st.Lost, problems)
-	require.Zero(t, st.Unexpected, problems)
-	require.Zero(t, st.Duplicates, problems)
-	require.Zero(t, st.AtomicViolations, problems)
+	bin := filepath.Join(t.TempDir(), "offloadd")
+	require.NoError(t, build(t.Context(), bin))
+	for _, tc := range []struct {
+		name, diskFull string
+		ids            int
+	}{
+		{"normal", "", 100},
+		// The state directory on a 128 KiB tmpfs fills up: what was
+		// acknowledged must survive all the same.
+		{"disk full", "128k", 1000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var log bytes.Buffer
+			c := Config{Dir: t.TempDir(), Binary: bin, Rounds: 3, Clients: 3, IDs: tc.ids, Batch: 6, DiskFull: tc.diskFull,
+				KillMin: 100 * time.Millisecond, KillMax: 400 * time.Millisecond, Seed: 13, Log: &log}
+			st, problems, err := Run(t.Context(), c)
+			require.NoError(t, err, log.String())
+			var report bytes.Buffer
+			printReport(&report, c, st, problems)
+			t.Log("\n" + report.String())
+			require.Equal(t, 3, st.Kills)
+			require.Positive(t, st.AckedChanges)
+			require.Zero(t, st.Lost, problems)
+			require.Zero(t, st.Unexpected, problems)
+			require.Zero(t, st.Duplicates, problems)
+			require.Zero(t, st.AtomicViolations, problems)
+		})
+	}
 }
 
 // TestPrivilegedGreedy runs the greedy clients briefly: watchers that
