@@ -153,7 +153,7 @@ func (e *fakeEngine) ExplainBatch(_ context.Context, fs []*flow.Flow) []offload.
 
 func (e *fakeEngine) Watch(context.Context) (*offload.Watcher, error) {
 	snap := e.List(offload.Filter{})
-	return &offload.Watcher{Snapshot: snap, C: e.events}, nil
+	return offload.NewStaticWatcher(snap, e.events), nil
 }
 
 // fakeDevice is a nic.Device with fixed answers.

@@ -344,6 +344,9 @@ func (fs *flowService) explain(ctx context.Context, in []*v1.Flow, path func(int
 	return out
 }
 
+// snapshotPage is how many snapshot statuses WatchFlows reads at a time.
+const snapshotPage = 256
+
 // WatchFlows sends the snapshot, a SYNC marker, then every change until
 // the client goes away or the watcher ends.
 func (fs *flowService) WatchFlows(_ *v1.WatchFlowsRequest, stream grpc.ServerStreamingServer[v1.WatchFlowsResponse]) error {
@@ -359,9 +362,13 @@ func (fs *flowService) WatchFlows(_ *v1.WatchFlowsRequest, stream grpc.ServerStr
 	if err != nil {
 		return fs.fail("watch flows", err)
 	}
-	for _, st := range w.Snapshot {
-		if err := stream.Send(&v1.WatchFlowsResponse{Kind: v1.WatchEventKind_WATCH_EVENT_KIND_SNAPSHOT, Status: StatusToProto(st)}); err != nil {
-			return err
+	// The snapshot in pages, each read when it is sent: a client that
+	// does not read holds back a pointer per flow, not every status.
+	for from := 0; from < w.SnapshotLen(); from += snapshotPage {
+		for _, st := range w.SnapshotPage(from, snapshotPage) {
+			if err := stream.Send(&v1.WatchFlowsResponse{Kind: v1.WatchEventKind_WATCH_EVENT_KIND_SNAPSHOT, Status: StatusToProto(st)}); err != nil {
+				return err
+			}
 		}
 	}
 	if err := stream.Send(&v1.WatchFlowsResponse{Kind: v1.WatchEventKind_WATCH_EVENT_KIND_SYNC}); err != nil {
@@ -377,7 +384,7 @@ func (fs *flowService) WatchFlows(_ *v1.WatchFlowsRequest, stream grpc.ServerStr
 		}
 	}
 	if errors.Is(w.Err(), offload.ErrWatcherLagged) {
-		fs.s.log.Warn("flow watcher fell behind and was closed", "snapshot", len(w.Snapshot))
+		fs.s.log.Warn("flow watcher fell behind and was closed", "snapshot", w.SnapshotLen())
 	}
 	return watchEnd(w.Err(), stream.Context().Err())
 }

@@ -42,7 +42,7 @@ type watchEngine struct{ *fakeEngine }
 func (e *watchEngine) Watch(ctx context.Context) (*offload.Watcher, error) {
 	c := make(chan offload.Event)
 	go func() { <-ctx.Done(); close(c) }()
-	return &offload.Watcher{Snapshot: e.List(offload.Filter{}), C: c}, nil
+	return offload.NewStaticWatcher(e.List(offload.Filter{}), c), nil
 }
 
 func serveLimited(t *testing.T, l Limits) *limited {

@@ -197,8 +197,8 @@ func TestWatchSnapshotThenChanges(t *testing.T) {
 	require.NoError(t, err)
 	w, err := e.Watch(ctx)
 	require.NoError(t, err)
-	require.Len(t, w.Snapshot, 1)
-	assert.Equal(t, "a", w.Snapshot[0].Flow.ID)
+	require.Len(t, w.Snapshot(), 1)
+	assert.Equal(t, "a", w.Snapshot()[0].Flow.ID)
 
 	_, err = e.Apply(ctx, []*flow.Flow{acl("b", 2, 2)}, ApplyOptions{})
 	require.NoError(t, err)

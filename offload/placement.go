@@ -271,6 +271,16 @@ func (p *planner) uplinkSoft() []*flow.Flow {
 // change out of hardware where it would shadow such a rule. It returns
 // the chain's rules that run only in software.
 func (p *planner) walk(k chainKey, batch []*change) []*flow.Flow {
+	if p.simple(k, batch) {
+		// Nothing runs only in software in this chain, before or after
+		// the batch: every change goes where decide put it, in tc order.
+		for _, c := range batch {
+			if !c.failed() && c.target == flow.Both && c.needsRoom() {
+				p.take(c)
+			}
+		}
+		return nil
+	}
 	e := p.e
 	type member struct {
 		f  *flow.Flow
@@ -327,6 +337,52 @@ func (p *planner) walk(k chainKey, batch []*change) []*flow.Flow {
 		}
 	}
 	return soft
+}
+
+// simple reports whether the chain needs no walk: no rule of it runs
+// only in software (installed, or by the batch's decide), none from an
+// uplink goes before it, and the hardware has room for every change
+// that asks for it. A bulk load into a big chain then costs the batch,
+// not the chain.
+func (p *planner) simple(k chainKey, batch []*change) bool {
+	if len(p.e.decapShadows(k, p.uplinkSoft)) > 0 {
+		return false
+	}
+	need := 0
+	for _, c := range batch {
+		if c.failed() {
+			continue
+		}
+		if c.target == flow.Software {
+			return false
+		}
+		if c.target == flow.Both && c.needsRoom() {
+			need++
+		}
+	}
+	for _, en := range p.e.chainEntries(k) {
+		if p.replaced[en] {
+			continue
+		}
+		// A software rule to walk past, or a hardware-only note to renew.
+		if en.state == StateSoftware || en.plane == flow.Hardware && len(en.reasons) > 0 {
+			return false
+		}
+	}
+	if need > 0 && len(batch) > 0 {
+		n, ok := p.free[batch[0].dev]
+		if !ok {
+			used, total := p.e.devs[batch[0].dev].Capacity()
+			n = -1
+			if total > 0 {
+				n = max(total-used, 0)
+			}
+		}
+		if n >= 0 && n < need {
+			return false
+		}
+	}
+	return true
 }
 
 // portRank orders ports the way a packet meets them: uplinks first (a
@@ -438,12 +494,12 @@ func (e *Engine) fixShadows(ctx context.Context, keys map[chainKey]bool) {
 	var by []*flow.Flow
 	for k := range keys {
 		soft := e.decapShadows(k, e.uplinkSoft)
-		ens := slices.Clone(e.chainEntries(k))
-		if len(soft) == 0 && !slices.ContainsFunc(ens, func(en *entry) bool {
+		if len(soft) == 0 && !slices.ContainsFunc(e.chainEntries(k), func(en *entry) bool {
 			return en.state == StateSoftware || en.plane == flow.Hardware && len(en.reasons) > 0
 		}) {
 			continue
 		}
+		ens := slices.Clone(e.chainEntries(k))
 		slices.SortFunc(ens, func(a, b *entry) int { return tcOrder(a.flow, b.flow) })
 		for _, en := range ens {
 			switch {

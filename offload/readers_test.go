@@ -39,7 +39,7 @@ func TestReadersNeverWaitOnHardware(t *testing.T) {
 		assert.Equal(t, StateHardware, e.Explain(ctx, acl("c", 3, 3)).State)
 		w, err := e.Watch(ctx)
 		require.NoError(t, err)
-		assert.Len(t, w.Snapshot, 1)
+		assert.Len(t, w.Snapshot(), 1)
 	}()
 	select {
 	case <-done:

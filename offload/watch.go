@@ -23,10 +23,16 @@ func eventBytes(ev *Event) int {
 // Watcher receives every change after its snapshot. C is closed when the
 // context ends, the engine closes, or the watcher falls behind; Err says which.
 type Watcher struct {
-	// Snapshot is every flow at the moment the watch started, sorted by ID.
-	Snapshot []Status
 	// C delivers changes in order.
 	C <-chan Event
+
+	// snap is every flow at the moment the watch started, by ID; their
+	// statuses are read when asked for (SnapshotPage), so a watcher holds
+	// a pointer per flow, not a copy of every status.
+	snap []*entry
+	e    *Engine
+	// static is the snapshot of a watcher made by NewStaticWatcher.
+	static []Status
 
 	c      chan Event
 	mu     sync.Mutex
@@ -45,22 +51,58 @@ func (w *Watcher) Err() error {
 	return w.err
 }
 
-// Watch starts a watcher: its Snapshot, then every change on C.
+// NewStaticWatcher returns a watcher over a fixed snapshot and channel of
+// changes, for fakes of the engine in other packages' tests.
+func NewStaticWatcher(snapshot []Status, c <-chan Event) *Watcher {
+	return &Watcher{static: snapshot, C: c}
+}
+
+// SnapshotLen is the number of flows of the snapshot.
+func (w *Watcher) SnapshotLen() int {
+	if w.e == nil {
+		return len(w.static)
+	}
+	return len(w.snap)
+}
+
+// SnapshotPage returns the statuses of the snapshot's flows [from,
+// from+n), sorted by ID. A status is at least as new as the watch's start:
+// a flow changed since comes with its newer state here and again as an
+// event on C.
+func (w *Watcher) SnapshotPage(from, n int) []Status {
+	from = min(max(from, 0), w.SnapshotLen())
+	to := min(from+max(n, 0), w.SnapshotLen())
+	if w.e == nil {
+		return w.static[from:to]
+	}
+	out := make([]Status, 0, to-from)
+	w.e.mu.RLock()
+	defer w.e.mu.RUnlock()
+	for _, en := range w.snap[from:to] {
+		out = append(out, w.e.status(en.flow.ID, en))
+	}
+	return out
+}
+
+// Snapshot returns every status of the snapshot (SnapshotPage of all).
+func (w *Watcher) Snapshot() []Status { return w.SnapshotPage(0, w.SnapshotLen()) }
+
+// Watch starts a watcher: its snapshot, then every change on C.
 func (e *Engine) Watch(ctx context.Context) (*Watcher, error) {
-	w := &Watcher{c: make(chan Event, 256), wake: make(chan struct{}, 1), limit: e.watchBuffer}
+	w := &Watcher{c: make(chan Event, 256), wake: make(chan struct{}, 1), limit: e.watchBuffer, e: e}
 	w.C = w.c
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
 		return nil, ErrClosed
 	}
-	w.Snapshot = make([]Status, 0, len(e.flows))
-	for id, en := range e.flows {
-		w.Snapshot = append(w.Snapshot, e.status(id, en))
-	}
+	w.snap = make([]*entry, 0, e.byID.Len())
+	e.byID.Ascend(func(en *entry) bool {
+		w.snap = append(w.snap, en)
+		return true
+	})
 	e.watchers[w] = struct{}{}
 	e.mu.Unlock()
-	sortStatuses(w.Snapshot)
 	go w.pump(ctx)
 	go func() {
 		<-ctx.Done()
