@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync/atomic"
 
 	"github.com/offloadd/offloadd/nic"
 	"github.com/offloadd/offloadd/offload/flow"
@@ -59,7 +60,45 @@ func shadowReason(by *flow.Flow) nic.Reason {
 }
 
 // chainSet is the flows of one (port, chain).
-type chainSet struct{ ens []*entry }
+type chainSet struct {
+	ens []*entry
+	// soft is false only when no entry runs in software and none has a
+	// hardware-only note: notify sets it whenever one may, a writer's
+	// scan clears it (see softScan). Atomic: Explain reads it.
+	soft atomic.Bool
+}
+
+// markSoft notes that the chain of st may hold a rule in software or a
+// hardware-only note. Called from notify, the funnel of every change.
+func (e *Engine) markSoft(st *Status) {
+	if st.State == StateSoftware || st.Flow.Policy == flow.PolicyHardwareOnly && len(st.Reasons) > 0 {
+		if cs := e.chains[chainKey{st.Flow.Port, st.Flow.Chain}]; cs != nil {
+			cs.soft.Store(true)
+		}
+	}
+}
+
+// softScan reports whether chain k holds an entry (not in skip) that runs
+// in software or has a hardware-only note. A writer (clear) records a
+// scan that found none, so the next batch skips it.
+func (e *Engine) softScan(k chainKey, skip map[*entry]bool, clear bool) bool {
+	cs := e.chains[k]
+	if cs == nil || !cs.soft.Load() {
+		return false
+	}
+	for _, en := range cs.ens {
+		if skip[en] {
+			continue
+		}
+		if en.state == StateSoftware || en.plane == flow.Hardware && len(en.reasons) > 0 {
+			return true
+		}
+	}
+	if clear && len(skip) == 0 {
+		cs.soft.Store(false)
+	}
+	return false
+}
 
 func (e *Engine) link(en *entry) {
 	e.byID.ReplaceOrInsert(en)
@@ -360,14 +399,9 @@ func (p *planner) simple(k chainKey, batch []*change) bool {
 			need++
 		}
 	}
-	for _, en := range p.e.chainEntries(k) {
-		if p.replaced[en] {
-			continue
-		}
-		// A software rule to walk past, or a hardware-only note to renew.
-		if en.state == StateSoftware || en.plane == flow.Hardware && len(en.reasons) > 0 {
-			return false
-		}
+	// A software rule to walk past, or a hardware-only note to renew.
+	if p.e.softScan(k, p.replaced, false) {
+		return false
 	}
 	if need > 0 && len(batch) > 0 {
 		n, ok := p.free[batch[0].dev]
@@ -494,9 +528,7 @@ func (e *Engine) fixShadows(ctx context.Context, keys map[chainKey]bool) {
 	var by []*flow.Flow
 	for k := range keys {
 		soft := e.decapShadows(k, e.uplinkSoft)
-		if len(soft) == 0 && !slices.ContainsFunc(e.chainEntries(k), func(en *entry) bool {
-			return en.state == StateSoftware || en.plane == flow.Hardware && len(en.reasons) > 0
-		}) {
+		if len(soft) == 0 && !e.softScan(k, nil, true) {
 			continue
 		}
 		ens := slices.Clone(e.chainEntries(k))

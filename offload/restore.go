@@ -131,8 +131,9 @@ func (e *Engine) Restore(ctx context.Context) (RestoreReport, error) {
 		e.removeCopies(ctx, copies)
 	}
 	all := map[chainKey]bool{}
-	for k := range e.chains {
+	for k, cs := range e.chains {
 		all[k] = true
+		cs.soft.Store(true) // adopted without notify: scan each once
 	}
 	e.fixShadows(ctx, all)
 	e.signalFreed()

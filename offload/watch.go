@@ -184,6 +184,9 @@ func (w *Watcher) pump(ctx context.Context) {
 
 // notify hands ev to every watcher; callers hold e.mu.
 func (e *Engine) notify(ev Event) {
+	if ev.Kind == EventUpsert {
+		e.markSoft(&ev.Status)
+	}
 	for w := range e.watchers {
 		if !w.push(ev) {
 			delete(e.watchers, w)
