@@ -25,7 +25,8 @@ type Options struct {
 	// TCPReflection serves gRPC reflection to TCP callers (default false;
 	// the unix socket always has it).
 	TCPReflection bool
-	// TCPHealth serves gRPC health to TCP callers (the daemon defaults it to true).
+	// TCPHealth serves gRPC health to TCP callers (off unless the daemon's
+	// tcpHealth or --tcp-health asks for it).
 	TCPHealth bool
 }
 

@@ -78,6 +78,7 @@ func parseConfigOut(args []string, out io.Writer) (daemon.Config, error) {
 	tlsCA := fs.String("tls-client-ca", "", "CA bundle (PEM) that verifies clients' and migration peers' certificates")
 	insecureTCP := fs.Bool("insecure-tcp", false, "serve --tcp in PLAINTEXT without authentication (callers are \"anonymous\"); logged as a warning every hour")
 	tcpReflection := fs.Bool("tcp-reflection", false, "serve gRPC reflection on TCP too")
+	tcpHealth := fs.Bool("tcp-health", false, "serve gRPC health on TCP too (for load balancers and probes)")
 	metrics := fs.String("metrics", "", "serve Prometheus metrics on this address (/metrics)")
 	metricsTLS := fs.Bool("metrics-tls", false, "serve metrics over TLS with --tls-cert")
 	auditLog := fs.String("audit-log", "", "append audit records (JSON lines) to this file (default: the daemon's log, audit=true)")
@@ -144,6 +145,7 @@ func parseConfigOut(args []string, out io.Writer) (daemon.Config, error) {
 	}
 	setBool(&cfg.InsecureTCP, "insecure-tcp", *insecureTCP)
 	setBool(&cfg.TCPReflection, "tcp-reflection", *tcpReflection)
+	setBool(&cfg.TCPHealth, "tcp-health", *tcpHealth)
 	setBool(&cfg.MetricsTLS, "metrics-tls", *metricsTLS)
 	if cfg.StateDir == "none" {
 		cfg.StateDir = ""

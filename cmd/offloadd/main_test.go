@@ -74,15 +74,16 @@ peers:
 	cfg, err := parseConfig([]string{"--tcp", "127.0.0.1:0", "--insecure-tcp"})
 	require.NoError(t, err)
 	assert.True(t, cfg.InsecureTCP)
-	assert.True(t, cfg.TCPHealth, "health on TCP by default")
+	assert.False(t, cfg.TCPHealth, "health off on TCP by default")
 	assert.False(t, cfg.TCPReflection, "reflection off on TCP by default")
 
-	cfg, err = parseConfig([]string{"--config", file, "--tcp", "127.0.0.1:0", "--tls-cert", "/x.crt", "--tcp-reflection",
+	cfg, err = parseConfig([]string{"--config", file, "--tcp", "127.0.0.1:0", "--tls-cert", "/x.crt", "--tcp-reflection", "--tcp-health",
 		"--metrics", "127.0.0.1:0", "--metrics-tls", "--audit-log", "/var/log/offloadd-audit.json"})
 	require.NoError(t, err)
 	assert.Equal(t, "/x.crt", cfg.TLS.Cert)
 	assert.Equal(t, "/etc/a.key", cfg.TLS.Key)
 	assert.True(t, cfg.TCPReflection)
+	assert.True(t, cfg.TCPHealth)
 	assert.True(t, cfg.MetricsTLS)
 	assert.Equal(t, "/var/log/offloadd-audit.json", cfg.AuditLog)
 	require.Len(t, cfg.Policy, 1)

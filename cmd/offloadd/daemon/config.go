@@ -34,7 +34,8 @@ type Config struct {
 	// TCPReflection serves gRPC reflection on TCP (default false; the unix
 	// socket always serves it).
 	TCPReflection bool `json:"tcpReflection,omitempty"`
-	// TCPHealth serves gRPC health on TCP (default true).
+	// TCPHealth serves gRPC health on TCP (default false: the unix
+	// socket always has it).
 	TCPHealth bool `json:"tcpHealth"`
 	// MetricsTLS serves metrics over TLS with the TLS certificate, client
 	// certificates verified when presented (default false).
@@ -187,7 +188,6 @@ func DefaultConfig() Config {
 		PromoteRetry:  Duration(30 * time.Second),
 		LogLevel:      "info",
 		LogFormat:     "text",
-		TCPHealth:     true,
 		UnixRootAdmin: true,
 		Limits:        limitsConfig(api.DefaultLimits()),
 	}

@@ -82,6 +82,7 @@ func startSecure(t *testing.T, tlsCfg TLSConfig, mod func(*Config)) *secureNode 
 	cfg.PromoteRetry = Duration(time.Hour)
 	cfg.TCP = "127.0.0.1:0"
 	cfg.TLS = tlsCfg
+	cfg.TCPHealth = true // the handshake tests probe with health
 	cfg.AuditLog = filepath.Join(dir, "audit.json")
 	if mod != nil {
 		mod(&cfg)

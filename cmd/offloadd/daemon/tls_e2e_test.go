@@ -220,7 +220,8 @@ func TestReflectionOnTCPOnlyWhenEnabled(t *testing.T) {
 	code, err = list(conn)
 	assert.Equal(t, codes.OK, code, "%v", err)
 
-	// Health is on TCP by default (above); tcpHealth: false turns it off there.
+	// Health on TCP only when asked for (tcpHealth: true, as startSecure
+	// sets for the handshake tests); off here.
 	_, err = healthpb.NewHealthClient(conn).Check(ctx(t), &healthpb.HealthCheckRequest{})
 	assert.Equal(t, codes.Unimplemented, status.Code(err), "%v", err)
 	_, err = healthpb.NewHealthClient(on.admin).Check(ctx(t), &healthpb.HealthCheckRequest{})
