@@ -225,7 +225,7 @@ func (fs *flowService) DeleteFlows(ctx context.Context, req *v1.DeleteFlowsReque
 
 // ListFlows pages through the engine's sorted list; the page token is the
 // last id returned, encoded.
-func (fs *flowService) ListFlows(_ context.Context, req *v1.ListFlowsRequest) (*v1.ListFlowsResponse, error) {
+func (fs *flowService) ListFlows(ctx context.Context, req *v1.ListFlowsRequest) (*v1.ListFlowsResponse, error) {
 	var filter offload.Filter
 	filter.Port = req.GetPort()
 	filter.IDPrefix = req.GetIdPrefix()
@@ -255,11 +255,18 @@ func (fs *flowService) ListFlows(_ context.Context, req *v1.ListFlowsRequest) (*
 		}
 		after = string(b)
 	}
+	// Pages are built MaxConcurrentLists at a time.
+	select {
+	case fs.s.lists <- struct{}{}:
+	case <-ctx.Done():
+		return nil, status.FromContextError(ctx.Err()).Err()
+	}
 	page, more := fs.s.engine.ListPage(filter, after, size)
 	resp := &v1.ListFlowsResponse{Flows: make([]*v1.FlowStatus, 0, len(page))}
 	for _, st := range page {
 		resp.Flows = append(resp.Flows, StatusToProto(st))
 	}
+	<-fs.s.lists
 	if more && len(page) > 0 {
 		resp.NextPageToken = base64.RawURLEncoding.EncodeToString([]byte(page[len(page)-1].Flow.ID))
 	}

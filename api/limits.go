@@ -41,6 +41,10 @@ type Limits struct {
 	// MaxWatchers bounds the WatchFlows streams open at once (default 64);
 	// each holds a snapshot of every flow while it is sent.
 	MaxWatchers int
+	// MaxConcurrentLists bounds the ListFlows calls that build pages at
+	// once (default 1); more wait their turn, so clients listing every
+	// flow cannot take every core from changes and reads of one flow.
+	MaxConcurrentLists int
 	// MaxConnectionIdle closes a connection with no call for this long
 	// (default 30m; WatchFlows streams count as calls).
 	MaxConnectionIdle time.Duration
@@ -60,6 +64,7 @@ func DefaultLimits() Limits {
 		MaxSendMsgSize:          64 << 20,
 		MaxFlowsPerRequest:      10000,
 		MaxWatchers:             64,
+		MaxConcurrentLists:      1,
 		MaxConnectionIdle:       30 * time.Minute,
 		KeepaliveMinTime:        10 * time.Second,
 	}
@@ -82,6 +87,9 @@ func (l Limits) WithDefaults() Limits {
 	}
 	if l.MaxFlowsPerRequest <= 0 {
 		l.MaxFlowsPerRequest = d.MaxFlowsPerRequest
+	}
+	if l.MaxConcurrentLists <= 0 {
+		l.MaxConcurrentLists = d.MaxConcurrentLists
 	}
 	if l.MaxWatchers <= 0 {
 		l.MaxWatchers = d.MaxWatchers

@@ -50,6 +50,8 @@ type Server struct {
 	limits            Limits
 	hits              *LimitHits
 	watchers          atomic.Int64
+	// lists holds a token per ListFlows building a page (MaxConcurrentLists).
+	lists chan struct{}
 }
 
 // Option configures a Server.
@@ -92,6 +94,7 @@ func NewServer(engine FlowEngine, node NodeInfo, opts ...Option) *Server {
 		s.hostname, _ = os.Hostname()
 	}
 	s.limits = s.limits.WithDefaults()
+	s.lists = make(chan struct{}, s.limits.MaxConcurrentLists)
 	if s.hits == nil {
 		s.hits = NewLimitHits(s.log)
 	}

@@ -179,9 +179,16 @@ func RunGreedy(ctx context.Context, g GreedyConfig) (GreedyReport, error) {
 			}
 		})
 	}
-	time.Sleep(3 * time.Second)
+	// A cut watcher's client sees ABORTED once it has read what was sent
+	// before the cut (the snapshot first): give them time, then stop.
+	drained := make(chan struct{})
+	go func() { cut.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(30 * time.Second):
+	}
 	stopWatchers()
-	cut.Wait()
+	<-drained
 
 	// Listers and timed single-flow applies.
 	lctx, stopListers := context.WithCancel(ctx)

@@ -93,6 +93,8 @@ type LimitsConfig struct {
 	MaxFlowsPerRequest int `json:"maxFlowsPerRequest"`
 	// MaxWatchers: WatchFlows streams open at once (default 64).
 	MaxWatchers int `json:"maxWatchers"`
+	// MaxConcurrentLists: ListFlows pages built at once (default 1).
+	MaxConcurrentLists int `json:"maxConcurrentLists"`
 	// MaxConnectionIdle closes a connection without calls (default 30m).
 	MaxConnectionIdle Duration `json:"maxConnectionIdle"`
 	// KeepaliveMinTime: clients pinging more often are sent GOAWAY (default 10s).
@@ -102,14 +104,15 @@ type LimitsConfig struct {
 func limitsConfig(l api.Limits) LimitsConfig {
 	return LimitsConfig{MaxConnections: l.MaxConnections, MaxStreamsPerConnection: l.MaxStreamsPerConnection,
 		MaxRecvMsgSize: l.MaxRecvMsgSize, MaxSendMsgSize: l.MaxSendMsgSize, MaxFlowsPerRequest: l.MaxFlowsPerRequest,
-		MaxWatchers: l.MaxWatchers, MaxConnectionIdle: Duration(l.MaxConnectionIdle), KeepaliveMinTime: Duration(l.KeepaliveMinTime)}
+		MaxWatchers: l.MaxWatchers, MaxConcurrentLists: l.MaxConcurrentLists,
+		MaxConnectionIdle: Duration(l.MaxConnectionIdle), KeepaliveMinTime: Duration(l.KeepaliveMinTime)}
 }
 
 // API returns the limits with defaults filled in.
 func (l LimitsConfig) API() api.Limits {
 	return api.Limits{MaxConnections: l.MaxConnections, MaxStreamsPerConnection: l.MaxStreamsPerConnection,
 		MaxRecvMsgSize: l.MaxRecvMsgSize, MaxSendMsgSize: l.MaxSendMsgSize, MaxFlowsPerRequest: l.MaxFlowsPerRequest,
-		MaxWatchers: l.MaxWatchers, MaxConnectionIdle: time.Duration(l.MaxConnectionIdle),
+		MaxWatchers: l.MaxWatchers, MaxConcurrentLists: l.MaxConcurrentLists, MaxConnectionIdle: time.Duration(l.MaxConnectionIdle),
 		KeepaliveMinTime: time.Duration(l.KeepaliveMinTime)}.WithDefaults()
 }
 
