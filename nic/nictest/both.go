@@ -76,8 +76,19 @@ func testNoSkipFlag(t *testing.T, e *env) {
 	require.Contains(t, e.flows(t, flow.Both), h.ID)
 	require.NotContains(t, e.flows(t, flow.Software), h.ID)
 
+	// And back (a drain): a skip_hw copy over the no-flag one, then the
+	// no-flag one goes.
+	e.mustProgram(t, flow.Software, nic.Op{Kind: nic.OpAdd, Flow: h})
+	err = e.program(t, flow.Both, nic.Op{Kind: nic.OpDelete, Flow: h})[0]
+	if err != nil {
+		require.ErrorIs(t, err, nic.ErrNotFound)
+	}
+	require.Contains(t, e.flows(t, flow.Software), h.ID)
+	require.NotContains(t, e.flows(t, flow.Both), h.ID)
+	e.mustProgram(t, flow.Software, nic.Op{Kind: nic.OpDelete, Flow: h})
+
 	// Delete removes every trace.
-	e.mustProgram(t, flow.Both, nic.Op{Kind: nic.OpDelete, Flow: f}, nic.Op{Kind: nic.OpDelete, Flow: h})
+	e.mustProgram(t, flow.Both, nic.Op{Kind: nic.OpDelete, Flow: f})
 	require.Empty(t, e.flows(t, flow.Both))
 	require.ErrorIs(t, e.program(t, flow.Both, nic.Op{Kind: nic.OpDelete, Flow: f})[0], nic.ErrNotFound)
 }
