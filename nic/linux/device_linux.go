@@ -618,12 +618,13 @@ func (b *batch) flush() {
 			}
 		}
 		if b.plane == flow.Both && !e.inHW {
-			// Installed in software; the driver did not take it.
+			// Installed in software; the driver did not take it, and
+			// said why in the ack's warning if it said anything.
 			msg := rep.Warning
 			if msg == "" {
-				msg = "not_in_hw: no driver took the filter"
+				msg = fmt.Sprintf("no driver of %s offloaded the filter (not_in_hw)", d.names[e.ifindex])
 			}
-			b.errs[s.op] = &nic.NotInHWError{Refusal: nic.Refusal(syscall.EOPNOTSUPP, msg)}
+			b.errs[s.op] = &nic.NotInHWError{Refusal: &nic.RefusedError{Kind: nic.RefusedUnsupported, Message: msg}}
 		}
 		d.planes[b.plane][s.id] = e
 		d.markHandle(e.key(), e.handle)

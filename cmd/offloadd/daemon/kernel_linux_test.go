@@ -61,7 +61,7 @@ func TestKernelDaemonHardwareRefusal(t *testing.T) {
 	require.NotEmpty(t, r.GetStatus().GetReasons())
 	reason := r.GetStatus().GetReasons()[0]
 	assert.Equal(t, "hardware-refused", reason.GetCode())
-	assert.Contains(t, reason.GetMessage(), "operation not supported", "the kernel's answer to skip_sw on a veth")
+	assert.Contains(t, reason.GetMessage(), "not_in_hw", "the kernel's answer to a no-flag filter on a veth")
 	t.Logf("auto flow: %s: %s", reason.GetCode(), reason.GetMessage())
 
 	filters := tcFilters(t, o.hv, "rep0")
