@@ -360,6 +360,7 @@ func (p *parser) nat(kw token, c *v1.Conntrack) *Error {
 	default:
 		return p.errf(kind, "nat without src or dst cannot be expressed: the model sets up a NAT mapping, it does not only apply an existing one")
 	}
+	seenPort := false
 	for p.peek() == "addr" || p.peek() == "port" {
 		t := p.next()
 		v, err := p.arg(t, "a value or a range A-B")
@@ -385,9 +386,10 @@ func (p *parser) nat(kw token, c *v1.Conntrack) *Error {
 			}
 			continue
 		}
-		if n.PortMin != 0 {
+		if seenPort {
 			return p.errf(t, "given twice")
 		}
+		seenPort = true
 		x, e := parseUint(lo, 16)
 		if e != nil {
 			return p.errf(v, "port %v", e)

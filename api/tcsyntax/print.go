@@ -376,7 +376,7 @@ func (b *builder) ct(c *v1.Conntrack) {
 			}
 			b.w("addr", s)
 		}
-		if n.GetPortMin() != 0 {
+		if n.GetPortMin() != 0 || n.GetPortMax() != 0 {
 			s := u(n.GetPortMin())
 			if n.GetPortMax() != 0 {
 				s += "-" + u(n.GetPortMax())
