@@ -176,7 +176,7 @@ func TestUsageErrors(t *testing.T) {
 	}{
 		{"unknown command", []string{"bogus"}, `unknown command "bogus"`},
 		{"unknown flag", []string{"flows", "list", "--nope"}, "unknown flag: --nope"},
-		{"bad output", []string{"-o", "xml", "node"}, `-o "xml": want table, json or yaml`},
+		{"bad output", []string{"-o", "xml", "node"}, `-o "xml": want table, json, yaml or tc`},
 		{"bad state", []string{"flows", "list", "--state", "weird"}, `--state "weird"`},
 		{"bad chain", []string{"flows", "list", "--chain", "-1"}, "invalid argument"},
 		{"apply without file", []string{"flows", "apply"}, "flows apply needs -f FILE"},
