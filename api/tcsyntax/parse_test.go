@@ -203,3 +203,20 @@ tc filter add dev p0 ingress prio 3 protocol ip flower action dorp`)
 	assert.Len(t, rules, 1)
 	assert.Contains(t, el[1].Error(), "did you mean drop?")
 }
+
+func TestFormatMatchAndActions(t *testing.T) {
+	rules, err := ParseString("tc filter add dev p0 ingress prio 1 protocol 802.1Q flower vlan_id 5 vlan_ethtype ipv6 ip_proto udp action vlan pop action mirred egress mirror dev p1 action pass")
+	require.NoError(t, err)
+	m, err := FormatMatch(rules[0].Flow)
+	require.NoError(t, err)
+	assert.Equal(t, "protocol 802.1Q vlan_id 5 vlan_ethtype ipv6 ip_proto udp", m)
+	a, err := FormatActions(rules[0].Flow)
+	require.NoError(t, err)
+	assert.Equal(t, "vlan pop, mirred egress mirror dev p1, pass", a)
+
+	rules, err = ParseString("tc filter add dev p0 ingress prio 1 flower action drop")
+	require.NoError(t, err)
+	m, err = FormatMatch(rules[0].Flow)
+	require.NoError(t, err)
+	assert.Empty(t, m, "protocol all and no keys")
+}

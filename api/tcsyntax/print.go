@@ -39,12 +39,16 @@ func Format(f *v1.Flow) (string, error) {
 	return s, nil
 }
 
-// FormatMatch and FormatActions are the flower part of Format: the keys
-// and the actions, for one-line views of flows.
+// FormatMatch returns the filter protocol (left out when all) and the
+// flower keys of f, for one-line views of flows; "" when f matches every
+// packet.
 func FormatMatch(f *v1.Flow) (string, error) {
 	var b builder
+	if p := b.protocol(f.GetMatch()); p != "all" {
+		b.w("protocol", p)
+	}
 	b.match(f.GetMatch())
-	return strings.TrimSpace(b.String()), b.err
+	return b.String(), b.err
 }
 
 // FormatActions returns the actions of f as tc writes them, without the
@@ -52,7 +56,7 @@ func FormatMatch(f *v1.Flow) (string, error) {
 func FormatActions(f *v1.Flow) (string, error) {
 	var b builder
 	b.actions(f, false)
-	return strings.TrimSpace(b.String()), b.err
+	return b.String(), b.err
 }
 
 func formatRule(f *v1.Flow) (string, error) {

@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/offloadd/offloadd/api"
 	v1 "github.com/offloadd/offloadd/api/offloadd/v1"
+	tccorpus "github.com/offloadd/offloadd/hack/tc-corpus"
 	"github.com/offloadd/offloadd/offload/flow"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -402,6 +403,11 @@ func FuzzParse(f *testing.F) {
 	f.Add("# id: a\nfilter replace dev p0 ingress chain 2 prio 7 protocol 802.1ad flower vlan_id 1 vlan_ethtype 802.1Q cvlan_prio 2 cvlan_ethtype ipv6 src_ip 2001:db8::/32 action ct commit zone 3 mark 1/0xf nat dst addr 2001:db8::1-2001:db8::9 port 0-9 pipe action goto chain 3")
 	f.Add("tc filter add dev vxlan0 ingress prio 2 protocol ip flower enc_key_id 9 enc_src_ip 192.0.2.0/24 ct_state +trk-est ip_flags frag/nofirstfrag action tunnel_key unset action police rate 1mbit burst 10k conform-exceed pass/continue action pedit ex munge ip ttl add 0xff pipe action csum ip4h pipe action mirred egress redirect dev p1")
 	f.Add("tc filter add dev p0 ingress prio 3 protocol ip flower ip_proto udp \\\n action pedit ex munge udp sport set 53 pipe action csum udp pipe action vlan push id 4 priority 2 action tunnel_key set src_ip 10.0.0.1 dst_ip 10.0.0.2 id 5 ttl 3 nocsum action mirred ingress mirror dev x")
+	entries, err := tccorpus.Load()
+	require.NoError(f, err)
+	for _, e := range entries {
+		f.Add(corpusLine(e.Args))
+	}
 	f.Fuzz(func(t *testing.T, in string) {
 		rules, _ := ParseString(in)
 		for _, r := range rules {

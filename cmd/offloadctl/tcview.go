@@ -75,7 +75,7 @@ func (c *cli) dumpCmd() *cobra.Command {
 
 // dumpLine is one flow of flows dump:
 //
-//	dev pf0vf0 chain 0 prio 10 id acl-ssh: match ip_proto tcp dst_port 22 actions drop packets:5 bytes:300 hw_packets:5 sw_packets:0 used:3.2s plane:hardware in_hw_count:1
+//	dev pf0vf0 chain 0 prio 10 id acl-ssh: match protocol ip ip_proto tcp dst_port 22 actions drop packets:5 bytes:300 hw_packets:5 sw_packets:0 used:3.2s plane:hardware in_hw_count:1
 func dumpLine(st *v1.FlowStatus, now time.Time) (string, error) {
 	f := st.GetFlow()
 	match, err := tcsyntax.FormatMatch(f)

@@ -147,7 +147,7 @@ func TestDump(t *testing.T) {
 	require.Equal(t, exitOK, r.code, r.stderr)
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
 	require.Len(t, lines, 2)
-	assert.Regexp(t, `^dev pf0vf0 chain 0 prio 10 id acl-ssh: match ip_proto tcp dst_port 22 actions drop `+
+	assert.Regexp(t, `^dev pf0vf0 chain 0 prio 10 id acl-ssh: match protocol ip ip_proto tcp dst_port 22 actions drop `+
 		`packets:6 bytes:360 hw_packets:5 sw_packets:1 used:3\.\ds plane:hardware in_hw_count:1$`, lines[0])
 	assert.Equal(t, "dev pf0vf0 chain 0 prio 1 id b: match any actions drop packets:0 bytes:0 hw_packets:0 sw_packets:0 used:never plane:software in_hw_count:0", lines[1])
 	assert.Equal(t, v1.FlowState_FLOW_STATE_UNSPECIFIED, fs.lists[0].GetState())
