@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -433,6 +434,16 @@ func (m *matcher) key(t token) *Error {
 	case "action":
 		return nil
 	}
+	if !slices.Contains(flowerKeys, t.s) {
+		if why, ok := unexpressible[t.s]; ok {
+			return p.errf(t, "cannot be expressed: %s", why)
+		}
+		msg := "unknown flower key"
+		if s := suggest(t.s, flowerKeys); s != "" {
+			msg += "; did you mean " + s + "?"
+		}
+		return p.errf(t, "%s", msg)
+	}
 	v, err := p.arg(t, "a value")
 	if err != nil {
 		return err
@@ -603,15 +614,7 @@ func (m *matcher) key(t token) *Error {
 		}
 		mt.CtMark, mt.CtMarkMask = proto.Uint32(val), mask
 	default:
-		p.i-- // v was not this key's value
-		if why, ok := unexpressible[t.s]; ok && why != "" {
-			return p.errf(t, "cannot be expressed: %s", why)
-		}
-		msg := "unknown flower key"
-		if s := suggest(t.s, flowerKeys); s != "" {
-			msg += "; did you mean " + s + "?"
-		}
-		return p.errf(t, "%s", msg)
+		return p.errf(t, "no parser for this key") // flowerKeys and this switch disagree
 	}
 	return nil
 }

@@ -220,3 +220,12 @@ func TestFormatMatchAndActions(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, m, "protocol all and no keys")
 }
+
+// TestUnknownKeyLast: a typo at the end of a rule is named as a typo, not
+// as a key without a value.
+func TestUnknownKeyLast(t *testing.T) {
+	_, err := ParseString("tc filter add dev p0 ingress prio 1 protocol ip flower skip_sww")
+	assert.ErrorContains(t, err, `"skip_sww": unknown flower key; did you mean skip_sw?`)
+	_, err = ParseString("tc filter add dev p0 ingress prio 1 protocol arp flower arp_op")
+	assert.ErrorContains(t, err, `"arp_op": cannot be expressed`)
+}
