@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/offloadd/offloadd/api"
+	"github.com/offloadd/offloadd/api/flowfile"
 	v1 "github.com/offloadd/offloadd/api/offloadd/v1"
 	tccorpus "github.com/offloadd/offloadd/hack/tc-corpus"
 	"github.com/offloadd/offloadd/offload/flow"
@@ -228,4 +229,40 @@ func TestUnknownKeyLast(t *testing.T) {
 	assert.ErrorContains(t, err, `"skip_sww": unknown flower key; did you mean skip_sw?`)
 	_, err = ParseString("tc filter add dev p0 ingress prio 1 protocol arp flower arp_op")
 	assert.ErrorContains(t, err, `"arp_op": cannot be expressed`)
+}
+
+// TestReadmeExample: the README's tc lines and its YAML file are the same
+// flows, read by api/flowfile.
+func TestReadmeExample(t *testing.T) {
+	yml := `flows:
+- id: acl-ssh-vf0
+  port: pf0vf0
+  chain: 1
+  priority: 10
+  match: {eth_type: ipv4, ip_proto: tcp, dst_port: 22}
+  actions: [{drop: {}}]
+- id: overlay-vf0
+  port: pf0vf0
+  priority: 20
+  match: {eth_type: ipv4, ipv4_dst: 10.0.1.0/24}
+  actions:
+  - tunnel_encap: {vni: 100, src: 192.0.2.1, dst: 198.51.100.10}
+  - redirect: {port: vxlan0}
+`
+	tc := `# id: acl-ssh-vf0
+tc filter add dev pf0vf0 ingress chain 1 prio 10 protocol ip flower \
+    ip_proto tcp dst_port 22 action drop
+# id: overlay-vf0
+tc filter add dev pf0vf0 ingress prio 20 protocol ip flower dst_ip 10.0.1.0/24 \
+    action tunnel_key set src_ip 192.0.2.1 dst_ip 198.51.100.10 id 100 \
+    action mirred egress redirect dev vxlan0
+`
+	want, err := flowfile.Read(strings.NewReader(yml), "readme.yaml")
+	require.NoError(t, err)
+	rules, err := ParseString(tc)
+	require.NoError(t, err)
+	require.Len(t, rules, len(want))
+	for i := range want {
+		assert.Empty(t, cmp.Diff(want[i], rules[i].Flow, protocmp.Transform()))
+	}
 }
