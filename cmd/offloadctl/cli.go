@@ -336,23 +336,49 @@ func readTC(r io.Reader, name string) ([]*v1.Flow, error) {
 	return flows, nil
 }
 
-// readTCFlows reads a file of tc filter commands; "-" is stdin.
-func (c *cli) readTCFlows(path string) ([]*v1.Flow, error) {
-	var r io.Reader = c.stdin
-	name := "stdin"
-	if path != "-" {
-		f, err := os.Open(path)
-		if err != nil {
-			return nil, usageErrorf("open tc file: %v", err)
-		}
-		defer f.Close()
-		r, name = f, path
+// openTC opens a file of tc filter commands; "-" is stdin.
+func (c *cli) openTC(path string) (io.ReadCloser, string, error) {
+	if path == "-" {
+		return io.NopCloser(c.stdin), "stdin", nil
 	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, "", usageErrorf("open tc file: %v", err)
+	}
+	return f, path, nil
+}
+
+// readTCFlows reads the flows of a file of tc filter commands.
+func (c *cli) readTCFlows(path string) ([]*v1.Flow, error) {
+	r, name, err := c.openTC(path)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
 	flows, err := readTC(r, name)
 	if err != nil {
 		return nil, usageErrorf("%v", err)
 	}
 	return flows, nil
+}
+
+// readTCIDs reads the flow ids of every rule (add, replace or del) of a
+// file of tc filter commands.
+func (c *cli) readTCIDs(path string) ([]string, error) {
+	r, name, err := c.openTC(path)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	rules, err := tcsyntax.Parse(r)
+	if err != nil {
+		return nil, usageErrorf("%s:\n%v", name, err)
+	}
+	ids := make([]string, len(rules))
+	for i, rl := range rules {
+		ids[i] = rl.Flow.GetId()
+	}
+	return ids, nil
 }
 
 // readFlows reads a flow file; "-" is stdin.

@@ -248,16 +248,28 @@ func (c *cli) getCmd() *cobra.Command {
 }
 
 func (c *cli) deleteCmd() *cobra.Command {
-	var file string
+	var file, tcFile string
 	cmd := &cobra.Command{
-		Use:   "delete ID... | -f FILE",
+		Use:   "delete ID... | -f FILE | --tc FILE",
 		Short: "Delete flows by id, or the flows of a file",
-		Long:  "Delete flows by id, or every flow named in a flow file. Unknown ids are reported, not errors.",
+		Long: "Delete flows by id, or every flow named in a flow file, or every rule of a file of tc commands " +
+			"(add, replace and del lines alike, by their ids). Unknown ids are reported, not errors.",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ids := args
+			given := 0
+			for _, g := range []bool{file != "", tcFile != "", len(args) > 0} {
+				if g {
+					given++
+				}
+			}
 			switch {
-			case file != "" && len(args) > 0:
-				return usageErrorf("give flow ids or -f FILE, not both")
+			case given > 1:
+				return usageErrorf("give flow ids, -f FILE or --tc FILE, only one of them")
+			case tcFile != "":
+				var err error
+				if ids, err = c.readTCIDs(tcFile); err != nil {
+					return err
+				}
 			case file != "":
 				flows, err := c.readFlows(file)
 				if err != nil {
@@ -268,7 +280,7 @@ func (c *cli) deleteCmd() *cobra.Command {
 					ids[i] = f.GetId()
 				}
 			case len(args) == 0:
-				return usageErrorf("flows delete needs flow ids or -f FILE")
+				return usageErrorf("flows delete needs flow ids, -f FILE or --tc FILE")
 			}
 			fc, err := c.flowClient()
 			if err != nil {
@@ -300,6 +312,7 @@ func (c *cli) deleteCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "delete the flows named in this flow file (- for stdin)")
+	cmd.Flags().StringVar(&tcFile, "tc", "", "delete the flows of the rules of this file of tc commands (- for stdin)")
 	return cmd
 }
 

@@ -160,3 +160,21 @@ func TestDump(t *testing.T) {
 	assert.Equal(t, exitUsage, r.code)
 	assert.Contains(t, r.stderr, "not both")
 }
+
+func TestDeleteTC(t *testing.T) {
+	fs := &fakeServer{flows: map[string]*v1.FlowStatus{"acl-ssh": {}}}
+	sock := serve(t, fs)
+	in := tcFlows + "# id: old\ntc filter del dev pf0vf0 ingress prio 30\n"
+	r := runCLI(t, context.Background(), nil, in, "--socket", sock, "flows", "delete", "--tc", "-")
+	require.Equal(t, exitOK, r.code, r.stderr)
+	require.Len(t, fs.deleted, 1)
+	ids := fs.deleted[0].GetIds()
+	require.Len(t, ids, 3)
+	assert.Equal(t, "acl-ssh", ids[0])
+	assert.Regexp(t, `^tc-[0-9a-f]{12}$`, ids[1])
+	assert.Equal(t, "old", ids[2])
+
+	r = runCLI(t, context.Background(), nil, "", "--socket", sock, "flows", "delete", "a", "--tc", "x")
+	assert.Equal(t, exitUsage, r.code)
+	assert.Contains(t, r.stderr, "only one of them")
+}
