@@ -11,6 +11,7 @@ import (
 
 	"github.com/offloadd/offloadd/api/flowfile"
 	v1 "github.com/offloadd/offloadd/api/offloadd/v1"
+	"github.com/offloadd/offloadd/api/tcsyntax"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
@@ -125,8 +126,13 @@ func (c *cli) rootCmd(getenv func(string) string) *cobra.Command {
 			}
 			switch c.output {
 			case "table", "json", "yaml":
+			case "tc":
+				// Only flows print as tc commands.
+				if p := cmd.CommandPath(); p != "offloadctl flows list" && p != "offloadctl flows get" {
+					return usageErrorf("-o tc: only flows list and flows get print tc commands")
+				}
 			default:
-				return usageErrorf("-o %q: want table, json or yaml", c.output)
+				return usageErrorf("-o %q: want table, json, yaml or tc", c.output)
 			}
 			if c.timeout <= 0 {
 				return usageErrorf("--timeout must be positive")
@@ -139,7 +145,7 @@ func (c *cli) rootCmd(getenv func(string) string) *cobra.Command {
 	pf.StringVar(&c.socket, "socket", sock, "unix socket of offloadd (env "+socketEnv+")")
 	pf.StringVar(&c.addr, "addr", file.Addr, "host:port of offloadd over TCP (mTLS), instead of --socket")
 	c.tls.addFlags(pf, file)
-	pf.StringVarP(&c.output, "output", "o", "table", "output format: table, json or yaml")
+	pf.StringVarP(&c.output, "output", "o", "table", "output format: table, json, yaml, or tc (flows list and get)")
 	pf.DurationVar(&c.timeout, "timeout", 30*time.Second, "deadline of each request (not of flows watch)")
 	root.AddCommand(c.nodeCmd(), c.portsCmd(), c.flowsCmd(), c.migrateCmd(), c.traceCmd(), c.vfsCmd())
 	return root
@@ -230,6 +236,8 @@ type flowSource struct {
 	name  string
 	path  string
 	spool bool
+	// tc says the file holds tc filter commands (api/tcsyntax), not YAML or JSON.
+	tc bool
 }
 
 // openFlows opens a flow file; "-" is stdin, copied to a temporary file
@@ -268,6 +276,21 @@ func (s *flowSource) each(n int, fn func([]*v1.Flow) error) (int, error) {
 		return 0, fmt.Errorf("open flow file: %w", err)
 	}
 	defer f.Close()
+	if s.tc {
+		flows, err := readTC(f, s.name)
+		if err != nil {
+			return 0, err
+		}
+		total := len(flows)
+		for len(flows) > 0 && n > 0 {
+			k := min(n, len(flows))
+			if err := fn(flows[:k]); err != nil {
+				return 0, err
+			}
+			flows = flows[k:]
+		}
+		return total, nil
+	}
 	d := flowfile.NewDecoder(f)
 	var batch []*v1.Flow
 	total := 0
@@ -295,6 +318,67 @@ func (s *flowSource) each(n int, fn func([]*v1.Flow) error) (int, error) {
 		return total, fn(batch)
 	}
 	return total, nil
+}
+
+// readTC reads tc filter commands (add or replace) as flows.
+func readTC(r io.Reader, name string) ([]*v1.Flow, error) {
+	rules, err := tcsyntax.Parse(r)
+	if err != nil {
+		return nil, fmt.Errorf("%s:\n%w", name, err)
+	}
+	flows := make([]*v1.Flow, 0, len(rules))
+	for _, rl := range rules {
+		if rl.Op == tcsyntax.OpDelete {
+			return nil, fmt.Errorf("%s: line %d: tc filter del: apply creates and replaces flows; remove flows with offloadctl flows delete %s", name, rl.Line, rl.Flow.GetId())
+		}
+		flows = append(flows, rl.Flow)
+	}
+	return flows, nil
+}
+
+// openTC opens a file of tc filter commands; "-" is stdin.
+func (c *cli) openTC(path string) (io.ReadCloser, string, error) {
+	if path == "-" {
+		return io.NopCloser(c.stdin), "stdin", nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, "", usageErrorf("open tc file: %v", err)
+	}
+	return f, path, nil
+}
+
+// readTCFlows reads the flows of a file of tc filter commands.
+func (c *cli) readTCFlows(path string) ([]*v1.Flow, error) {
+	r, name, err := c.openTC(path)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	flows, err := readTC(r, name)
+	if err != nil {
+		return nil, usageErrorf("%v", err)
+	}
+	return flows, nil
+}
+
+// readTCIDs reads the flow ids of every rule (add, replace or del) of a
+// file of tc filter commands.
+func (c *cli) readTCIDs(path string) ([]string, error) {
+	r, name, err := c.openTC(path)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	rules, err := tcsyntax.Parse(r)
+	if err != nil {
+		return nil, usageErrorf("%s:\n%v", name, err)
+	}
+	ids := make([]string, len(rules))
+	for i, rl := range rules {
+		ids[i] = rl.Flow.GetId()
+	}
+	return ids, nil
 }
 
 // readFlows reads a flow file; "-" is stdin.

@@ -19,23 +19,24 @@ func (c *cli) flowsCmd() *cobra.Command {
 		Short: "Apply, list, explain, delete and watch flows",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return usageErrorf("flows needs a subcommand: apply, list, get, delete, explain or watch")
+			return usageErrorf("flows needs a subcommand: apply, list, get, dump, delete, explain or watch")
 		},
 	}
-	cmd.AddCommand(c.applyCmd(), c.listCmd(), c.getCmd(), c.deleteCmd(), c.explainCmd(), c.watchCmd())
+	cmd.AddCommand(c.applyCmd(), c.listCmd(), c.getCmd(), c.deleteCmd(), c.explainCmd(), c.watchCmd(), c.dumpCmd())
 	return cmd
 }
 
 func (c *cli) applyCmd() *cobra.Command {
 	var (
 		file      string
+		tcFile    string
 		atomic    bool
 		dryRun    bool
 		batchSize int
 	)
 	cmd := &cobra.Command{
-		Use:   "apply -f FILE",
-		Short: "Create or replace the flows of a file (YAML or JSON; - for stdin)",
+		Use:   "apply -f FILE | --tc FILE",
+		Short: "Create or replace the flows of a file (YAML or JSON, or tc filter commands with --tc; - for stdin)",
 		Long: "Create or replace the flows of a file by id. Each flow is reported: created, updated, unchanged, " +
 			"failed or invalid, with where it runs and why. With --atomic, any failure applies nothing.\n" +
 			"The whole file is parsed before anything is sent, so a mistake at its end applies nothing; " +
@@ -44,16 +45,20 @@ func (c *cli) applyCmd() *cobra.Command {
 			"Exits 1 when any flow failed or was invalid.",
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if file == "" {
-				return usageErrorf("flows apply needs -f FILE")
+			if file != "" && tcFile != "" {
+				return usageErrorf("give -f FILE or --tc FILE, not both")
+			}
+			if file == "" && tcFile == "" {
+				return usageErrorf("flows apply needs -f FILE or --tc FILE")
 			}
 			if batchSize < 1 {
 				return usageErrorf("--batch-size must be at least 1")
 			}
-			src, err := c.openFlows(file)
+			src, err := c.openFlows(file + tcFile)
 			if err != nil {
 				return err
 			}
+			src.tc = tcFile != ""
 			defer src.close()
 			n, err := src.each(0, func([]*v1.Flow) error { return nil })
 			if err != nil {
@@ -122,6 +127,7 @@ func (c *cli) applyCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "flow file, YAML or JSON (- for stdin)")
+	cmd.Flags().StringVar(&tcFile, "tc", "", "file of tc filter add|replace … flower … commands (- for stdin); see docs/tc-syntax.md")
 	cmd.Flags().BoolVar(&atomic, "atomic", false, "apply all flows or none, in one request")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "parse the file and report how many flows it holds; send nothing")
 	cmd.Flags().IntVar(&batchSize, "batch-size", 1000, "flows per ApplyFlows request")
@@ -161,29 +167,18 @@ func (c *cli) listCmd() *cobra.Command {
 			if cmd.Flags().Changed("chain") {
 				req.Chain = &chain
 			}
-			fc, err := c.flowClient()
+			all, err := c.listAll(cmd, &req)
 			if err != nil {
 				return err
 			}
-			all := &v1.ListFlowsResponse{}
-			for {
-				ctx, cancel := c.rpcContext(cmd)
-				resp, err := fc.ListFlows(ctx, &req)
-				cancel()
-				if err != nil {
-					return rpcError("list flows", err)
-				}
-				all.Flows = append(all.Flows, resp.GetFlows()...)
-				if resp.GetNextPageToken() == "" {
-					break
-				}
-				req.PageToken = resp.GetNextPageToken()
+			switch c.output {
+			case "table":
+				renderFlows(c.stdout, all.GetFlows())
+				return nil
+			case "tc":
+				return printTC(c.stdout, all.GetFlows())
 			}
-			if c.output != "table" {
-				return printMessage(c.stdout, c.output, all)
-			}
-			renderFlows(c.stdout, all.GetFlows())
-			return nil
+			return printMessage(c.stdout, c.output, all)
 		},
 	}
 	f := cmd.Flags()
@@ -192,6 +187,28 @@ func (c *cli) listCmd() *cobra.Command {
 	f.StringVar(&req.IdPrefix, "id-prefix", "", "only flows whose id starts with this")
 	f.Uint32Var(&chain, "chain", 0, "only flows in this chain")
 	return cmd
+}
+
+// listAll lists every page of flows that req selects.
+func (c *cli) listAll(cmd *cobra.Command, req *v1.ListFlowsRequest) (*v1.ListFlowsResponse, error) {
+	fc, err := c.flowClient()
+	if err != nil {
+		return nil, err
+	}
+	all := &v1.ListFlowsResponse{}
+	for {
+		ctx, cancel := c.rpcContext(cmd)
+		resp, err := fc.ListFlows(ctx, req)
+		cancel()
+		if err != nil {
+			return nil, rpcError("list flows", err)
+		}
+		all.Flows = append(all.Flows, resp.GetFlows()...)
+		if resp.GetNextPageToken() == "" {
+			return all, nil
+		}
+		req.PageToken = resp.GetNextPageToken()
+	}
 }
 
 func (c *cli) getCmd() *cobra.Command {
@@ -218,26 +235,41 @@ func (c *cli) getCmd() *cobra.Command {
 				}
 				return rpcError("get flow", err)
 			}
-			if c.output != "table" {
-				return printMessage(c.stdout, c.output, resp.GetStatus())
+			switch c.output {
+			case "table":
+				renderFlow(c.stdout, resp.GetStatus())
+				return nil
+			case "tc":
+				return printTC(c.stdout, []*v1.FlowStatus{resp.GetStatus()})
 			}
-			renderFlow(c.stdout, resp.GetStatus())
-			return nil
+			return printMessage(c.stdout, c.output, resp.GetStatus())
 		},
 	}
 }
 
 func (c *cli) deleteCmd() *cobra.Command {
-	var file string
+	var file, tcFile string
 	cmd := &cobra.Command{
-		Use:   "delete ID... | -f FILE",
+		Use:   "delete ID... | -f FILE | --tc FILE",
 		Short: "Delete flows by id, or the flows of a file",
-		Long:  "Delete flows by id, or every flow named in a flow file. Unknown ids are reported, not errors.",
+		Long: "Delete flows by id, or every flow named in a flow file, or every rule of a file of tc commands " +
+			"(add, replace and del lines alike, by their ids). Unknown ids are reported, not errors.",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ids := args
+			given := 0
+			for _, g := range []bool{file != "", tcFile != "", len(args) > 0} {
+				if g {
+					given++
+				}
+			}
 			switch {
-			case file != "" && len(args) > 0:
-				return usageErrorf("give flow ids or -f FILE, not both")
+			case given > 1:
+				return usageErrorf("give flow ids, -f FILE or --tc FILE, only one of them")
+			case tcFile != "":
+				var err error
+				if ids, err = c.readTCIDs(tcFile); err != nil {
+					return err
+				}
 			case file != "":
 				flows, err := c.readFlows(file)
 				if err != nil {
@@ -248,7 +280,7 @@ func (c *cli) deleteCmd() *cobra.Command {
 					ids[i] = f.GetId()
 				}
 			case len(args) == 0:
-				return usageErrorf("flows delete needs flow ids or -f FILE")
+				return usageErrorf("flows delete needs flow ids, -f FILE or --tc FILE")
 			}
 			fc, err := c.flowClient()
 			if err != nil {
@@ -280,20 +312,31 @@ func (c *cli) deleteCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "delete the flows named in this flow file (- for stdin)")
+	cmd.Flags().StringVar(&tcFile, "tc", "", "delete the flows of the rules of this file of tc commands (- for stdin)")
 	return cmd
 }
 
 func (c *cli) explainCmd() *cobra.Command {
-	var file string
+	var file, tcFile string
 	cmd := &cobra.Command{
-		Use:   "explain -f FILE",
+		Use:   "explain -f FILE | --tc FILE",
 		Short: "Say, without changing anything, whether each flow of a file would run in hardware and why not",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if file == "" {
-				return usageErrorf("flows explain needs -f FILE")
+			var (
+				flows []*v1.Flow
+				err   error
+			)
+			switch {
+			case file != "" && tcFile != "":
+				return usageErrorf("give -f FILE or --tc FILE, not both")
+			case tcFile != "":
+				flows, err = c.readTCFlows(tcFile)
+			case file != "":
+				flows, err = c.readFlows(file)
+			default:
+				return usageErrorf("flows explain needs -f FILE or --tc FILE")
 			}
-			flows, err := c.readFlows(file)
 			if err != nil {
 				return err
 			}
@@ -327,6 +370,7 @@ func (c *cli) explainCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "flow file, YAML or JSON (- for stdin)")
+	cmd.Flags().StringVar(&tcFile, "tc", "", "file of tc filter add|replace … flower … commands (- for stdin)")
 	return cmd
 }
 

@@ -23,6 +23,7 @@ func TestNoDaemonImports(t *testing.T) {
 		module + "/cmd/offloadctl":  true,
 		module + "/api/offloadd/v1": true,
 		module + "/api/flowfile":    true,
+		module + "/api/tcsyntax":    true,
 	}
 	var own []string
 	for _, d := range strings.Fields(string(out)) {
