@@ -39,28 +39,38 @@ func (e *Engine) RefreshStats(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("read flows of %s: %w", d.Info().Name, err))
 			continue
 		}
-		e.mu.Lock()
-		for i := range inst {
-			in := &inst[i]
-			en, ok := e.flows[in.Flow.ID]
-			// Only the flow's current copy: another is on its way in or out.
-			if !ok || en.dev != dev || !en.hasCopy() || in.Plane != en.plane {
-				continue
-			}
-			switch in.Plane {
-			case flow.Hardware:
-				en.seen[flow.Hardware].accumulate(&en.hw, in.Handle, in.Counters)
-			case flow.Software:
-				en.seen[flow.Software].accumulate(&en.sw, in.Handle, in.Counters)
-			case flow.Both:
-				en.seen[flow.Hardware].accumulate(&en.hw, in.Handle, in.HWCounters)
-				en.seen[flow.Software].accumulate(&en.sw, in.Handle, in.Counters)
-			}
+		// In chunks: a reading of every flow must not hold readers and
+		// the writer's commits up for its whole length.
+		for lo := 0; lo < len(inst); lo += commitChunk {
+			e.mu.Lock()
+			e.accumulateChunk(dev, inst[lo:min(lo+commitChunk, len(inst))])
+			e.mu.Unlock()
 		}
-		e.mu.Unlock()
 	}
 	if len(errs) > 0 {
 		return errs[0]
 	}
 	return nil
+}
+
+// accumulateChunk adds the readings of inst, copies on device dev, to
+// their flows' totals. Callers hold e.mu.
+func (e *Engine) accumulateChunk(dev int, inst []nic.Installed) {
+	for i := range inst {
+		in := &inst[i]
+		en, ok := e.flows[in.Flow.ID]
+		// Only the flow's current copy: another is on its way in or out.
+		if !ok || en.dev != dev || !en.hasCopy() || in.Plane != en.plane {
+			continue
+		}
+		switch in.Plane {
+		case flow.Hardware:
+			en.seen[flow.Hardware].accumulate(&en.hw, in.Handle, in.Counters)
+		case flow.Software:
+			en.seen[flow.Software].accumulate(&en.sw, in.Handle, in.Counters)
+		case flow.Both:
+			en.seen[flow.Hardware].accumulate(&en.hw, in.Handle, in.HWCounters)
+			en.seen[flow.Software].accumulate(&en.sw, in.Handle, in.Counters)
+		}
+	}
 }

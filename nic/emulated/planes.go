@@ -319,8 +319,8 @@ func (d *Device) Flows(ctx context.Context, plane flow.Plane) ([]nic.Installed, 
 		return nil, fmt.Errorf("list flows: unknown plane %d", plane)
 	}
 	d.mu.RLock()
-	defer d.mu.RUnlock()
 	if d.closed {
+		d.mu.RUnlock()
 		return nil, fmt.Errorf("list %s flows: %w", plane, nic.ErrClosed)
 	}
 	t := &d.tables[plane]
@@ -335,6 +335,8 @@ func (d *Device) Flows(ctx context.Context, plane flow.Plane) ([]nic.Installed, 
 		}
 		out = append(out, in)
 	}
+	d.mu.RUnlock()
+	// Sorted outside the lock: Program need not wait for it.
 	slices.SortFunc(out, func(a, b nic.Installed) int { return cmp.Compare(a.Handle, b.Handle) })
 	return out, nil
 }
