@@ -35,9 +35,9 @@ type entry struct {
 	handle   uint32
 	counters nic.Counters
 	// inHW and hw are a flow.Both copy's: whether hardware took it, and
-	// its hits there (counters are then its software hits).
+	// its hits there, from its first (counters are then its software hits).
 	inHW bool
-	hw   nic.Counters
+	hw   *nic.Counters
 }
 
 var (
@@ -331,7 +331,9 @@ func (d *Device) Flows(ctx context.Context, plane flow.Plane) ([]nic.Installed, 
 			in.InHW, in.InHWCount = true, 1
 		}
 		if plane == flow.Both {
-			in.HWCounters = e.hw
+			if e.hw != nil {
+				in.HWCounters = *e.hw
+			}
 		}
 		out = append(out, in)
 	}
@@ -404,8 +406,13 @@ func (d *Device) AddCounters(plane flow.Plane, id string, packets, bytes uint64,
 	if !ok {
 		t = &d.tables[flow.Both]
 		e, ok = t.flows[id]
-		if plane == flow.Hardware {
-			ok, c = ok && e.inHW, &e.hw
+		if plane == flow.Hardware && ok && e.inHW {
+			if e.hw == nil {
+				e.hw = &nic.Counters{}
+			}
+			c = e.hw
+		} else if plane == flow.Hardware {
+			ok = false
 		}
 	}
 	if !ok {
