@@ -3,11 +3,13 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -51,6 +53,9 @@ type GreedyReport struct {
 	Applies []time.Duration
 	// Pages is how many ListFlows pages the listers read meanwhile.
 	Pages int
+	// Served are the same applies' durations inside the daemon, from its
+	// audit records (handler start to answer), sorted.
+	Served []time.Duration
 }
 
 func (r GreedyReport) print(w io.Writer, g GreedyConfig) {
@@ -62,6 +67,10 @@ func (r GreedyReport) print(w io.Writer, g GreedyConfig) {
 	if len(r.Applies) > 0 {
 		fmt.Fprintf(w, "single-flow ApplyFlows under the listers: %d in %v, p50 %v, p99 %v, max %v; pages listed meanwhile %d\n",
 			len(r.Applies), g.Duration, pct(r.Applies, 50), pct(r.Applies, 99), r.Applies[len(r.Applies)-1], r.Pages)
+	}
+	if len(r.Served) > 0 {
+		fmt.Fprintf(w, "the same applies inside the daemon (audit durations): p50 %v, p99 %v, max %v\n",
+			pct(r.Served, 50), pct(r.Served, 99), r.Served[len(r.Served)-1])
 	}
 }
 
@@ -85,7 +94,7 @@ func RunGreedy(ctx context.Context, g GreedyConfig) (GreedyReport, error) {
 	metrics := lis.Addr().String()
 	lis.Close()
 	d := &daemon{bin: g.Binary, stateDir: filepath.Join(g.Dir, "state"), sock: filepath.Join(g.Dir, "offloadd.sock"),
-		logPath: filepath.Join(g.Dir, "offloadd.log"), args: []string{"--metrics", metrics}}
+		logPath: filepath.Join(g.Dir, "offloadd.log"), args: []string{"--metrics", metrics, "--audit-log", filepath.Join(g.Dir, "audit.json")}}
 	if err := d.start(ctx); err != nil {
 		return r, err
 	}
@@ -223,7 +232,35 @@ func RunGreedy(ctx context.Context, g GreedyConfig) (GreedyReport, error) {
 	stopListers()
 	wg.Wait()
 	slices.Sort(r.Applies)
+	r.Served = servedApplies(filepath.Join(g.Dir, "audit.json"), g.Flows)
 	return r, nil
+}
+
+// servedApplies reads the durations of the one-flow applies (flow IDs from
+// the first beyond the installed ones) from the daemon's audit records.
+func servedApplies(path string, installed int) []time.Duration {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []time.Duration
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var rec struct {
+			Method     string   `json:"method"`
+			Flows      int      `json:"flows"`
+			IDs        []string `json:"ids"`
+			DurationMs float64  `json:"duration_ms"`
+		}
+		if json.Unmarshal(sc.Bytes(), &rec) != nil || !strings.HasSuffix(rec.Method, "/ApplyFlows") || rec.Flows != 1 {
+			continue
+		}
+		out = append(out, time.Duration(rec.DurationMs*float64(time.Millisecond)))
+	}
+	slices.Sort(out)
+	return out
 }
 
 // greedyFlow is flow i at a version carried in its destination port.
