@@ -5,28 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 
 	"github.com/offloadd/offloadd/nic"
 	"github.com/offloadd/offloadd/offload/flow"
 )
 
-func sortStatuses(s []Status) {
-	sort.Slice(s, func(i, j int) bool { return s[i].Flow.ID < s[j].Flow.ID })
-}
-
 func isNotFound(err error) bool { return errors.Is(err, nic.ErrNotFound) }
-
-// flowOrder sorts flows the way tc consults them: chain, then priority, then ID.
-func flowOrder(a, b *flow.Flow) bool {
-	if a.Chain != b.Chain {
-		return a.Chain < b.Chain
-	}
-	if a.Priority != b.Priority {
-		return a.Priority < b.Priority
-	}
-	return a.ID < b.ID
-}
 
 // PromoteSpilled tries to move flows waiting for hardware into it, in tc
 // order (chain, priority): software flows that hardware refused for lack
