@@ -428,7 +428,7 @@ func (m *Migrator) Recover(ctx context.Context) error {
 			s.mu.Unlock()
 			continue
 		}
-		if a, ok := m.vfs.(interface{ Adopt(VFLease) }); ok && r.VF != nil && r.VFReserved {
+		if a, ok := m.vfs.(VFAdopter); ok && r.VF != nil && r.VFReserved {
 			a.Adopt(*r.VF)
 		}
 		if err := m.hold(ctx, r); err != nil {

@@ -80,6 +80,14 @@ type VFPool interface {
 	Release(ctx context.Context, l VFLease) error
 }
 
+// VFAdopter is a VFPool that must be told, after a restart, of the VFs
+// that migrations in flight still hold, so it does not hand them out.
+type VFAdopter interface {
+	Adopt(l VFLease)
+}
+
+var _ VFAdopter = (*EmulatedVFs)(nil)
+
 // ErrNoVF: the pool has no free VF.
 var ErrNoVF = errors.New("no free VF")
 

@@ -143,6 +143,13 @@ type Installed struct {
 	Handle uint32
 }
 
+// Adopter is a Device that must be told which flow IDs its installed
+// copies may carry before Flows reports them under those IDs (a restart:
+// the Linux backend maps tc cookies back to IDs).
+type Adopter interface {
+	Adopt(ids []string)
+}
+
 // AllFlowsReader is a Device that reads every plane in one pass (one dump
 // of the kernel's filters instead of three). Use ReadAllFlows.
 type AllFlowsReader interface {

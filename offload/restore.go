@@ -38,7 +38,7 @@ func (e *Engine) Restore(ctx context.Context) (RestoreReport, error) {
 
 	installed := map[string][]copyRef{}
 	for dev, d := range e.devs {
-		if a, ok := d.(interface{ Adopt(ids []string) }); ok {
+		if a, ok := d.(nic.Adopter); ok {
 			ids := make([]string, len(stored))
 			for i, s := range stored {
 				ids[i] = s.Flow.ID

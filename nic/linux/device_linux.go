@@ -51,7 +51,11 @@ type Device struct {
 	closeOnce sync.Once
 }
 
-var _ nic.Device = (*Device)(nil)
+var (
+	_ nic.Device         = (*Device)(nil)
+	_ nic.Adopter        = (*Device)(nil)
+	_ nic.AllFlowsReader = (*Device)(nil)
+)
 
 // entry is one installed copy of a flow.
 type entry struct {
