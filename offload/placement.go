@@ -258,14 +258,7 @@ type planner struct {
 
 // take uses one hardware entry of c's device, if one is left.
 func (p *planner) take(c *change) bool {
-	n, ok := p.free[c.dev]
-	if !ok {
-		used, total := p.e.devs[c.dev].Capacity()
-		n = -1
-		if total > 0 {
-			n = max(total-used, 0)
-		}
-	}
+	n := p.room(c.dev)
 	if n == 0 {
 		p.free[c.dev] = 0
 		return false
@@ -275,6 +268,25 @@ func (p *planner) take(c *change) bool {
 	}
 	p.free[c.dev] = n
 	return true
+}
+
+// room is the hardware entries left on device dev as planned so far (-1:
+// unknown size).
+func (p *planner) room(dev int) int {
+	if n, ok := p.free[dev]; ok {
+		return n
+	}
+	return p.e.freeRoom(dev)
+}
+
+// freeRoom is the hardware entries free on device dev now (-1: the device
+// does not tell its size).
+func (e *Engine) freeRoom(dev int) int {
+	used, total := e.devs[dev].Capacity()
+	if total <= 0 {
+		return -1
+	}
+	return max(total-used, 0)
 }
 
 func (p *planner) upSoft(port string, soft []*flow.Flow) {
@@ -404,15 +416,7 @@ func (p *planner) simple(k chainKey, batch []*change) bool {
 		return false
 	}
 	if need > 0 && len(batch) > 0 {
-		n, ok := p.free[batch[0].dev]
-		if !ok {
-			used, total := p.e.devs[batch[0].dev].Capacity()
-			n = -1
-			if total > 0 {
-				n = max(total-used, 0)
-			}
-		}
-		if n >= 0 && n < need {
+		if n := p.room(batch[0].dev); n >= 0 && n < need {
 			return false
 		}
 	}

@@ -60,10 +60,7 @@ func promotable(en *entry) bool {
 // hardware-only flow's by a skip_sw one), make-before-break. A flow that
 // an earlier rule running only in software would be shadowed by stays.
 func (e *Engine) promote(ctx context.Context, dev int, ens []*entry) int {
-	free := -1
-	if used, total := e.devs[dev].Capacity(); total > 0 {
-		free = max(total-used, 0)
-	}
+	free := e.freeRoom(dev)
 	soft := map[chainKey][]*flow.Flow{}
 	softOf := func(k chainKey) []*flow.Flow {
 		s, ok := soft[k]
