@@ -123,17 +123,9 @@ func (d *Device) apply(t *table, plane flow.Plane, op *nic.Op, freed *bool) erro
 		if _, ok := t.flows[f.ID]; ok {
 			return nic.ErrExists
 		}
-		if err := d.admit(plane, f); err != nil {
+		refused, err := d.admit(plane, f, false)
+		if err != nil {
 			return err
-		}
-		var refused *nic.RefusedError
-		switch plane {
-		case flow.Hardware:
-			if err := d.admitHardware(f, false); err != nil {
-				return err
-			}
-		case flow.Both:
-			refused = d.admitHardware(f, false)
 		}
 		t.next++
 		e := entry{flow: flow.Normalized(f), handle: t.next, inHW: plane == flow.Both && refused == nil}
@@ -150,17 +142,11 @@ func (d *Device) apply(t *table, plane flow.Plane, op *nic.Op, freed *bool) erro
 		if !ok {
 			return nic.ErrNotFound
 		}
-		if err := d.admit(plane, f); err != nil {
+		refused, err := d.admit(plane, f, plane == flow.Hardware || e.inHW)
+		if err != nil {
 			return err
 		}
-		var refused *nic.RefusedError
-		switch plane {
-		case flow.Hardware:
-			if err := d.admitHardware(f, true); err != nil {
-				return err
-			}
-		case flow.Both:
-			refused = d.admitHardware(f, e.inHW)
+		if plane == flow.Both {
 			switch {
 			case e.inHW && refused != nil:
 				*freed = true
@@ -195,22 +181,33 @@ func (d *Device) apply(t *table, plane flow.Plane, op *nic.Op, freed *bool) erro
 	return nil
 }
 
-// admit decides whether the software side of plane takes f (flow.Hardware:
-// the request itself). Hardware admission is admitHardware.
-func (d *Device) admit(plane flow.Plane, f *flow.Flow) error {
+// admit decides whether plane takes f. A refusal of the copy is an
+// error; for flow.Both, hardware's refusal is returned apart (the copy is
+// still installed in software). held: f already has a hardware entry.
+func (d *Device) admit(plane flow.Plane, f *flow.Flow, held bool) (*nic.RefusedError, error) {
 	switch {
 	case f.ID == "":
-		return errNoID
+		return nil, errNoID
 	case f.Priority == 0:
-		return errNoPriority
+		return nil, errNoPriority
 	}
 	if _, ok := d.ports[f.Port]; !ok {
-		return nic.Refusal(syscall.ENODEV, fmt.Sprintf("no such port %q", f.Port))
+		return nil, nic.Refusal(syscall.ENODEV, fmt.Sprintf("no such port %q", f.Port))
 	}
 	if plane != flow.Hardware && len(d.faults) > 0 {
-		return d.faultFor(flow.Software, f)
+		if err := d.faultFor(flow.Software, f); err != nil {
+			return nil, err
+		}
 	}
-	return nil
+	switch plane {
+	case flow.Hardware:
+		if re := d.admitHardware(f, held); re != nil {
+			return nil, re
+		}
+	case flow.Both:
+		return d.admitHardware(f, held), nil
+	}
+	return nil, nil
 }
 
 // admitHardware decides whether the NIC takes f: eswitch mode, profile,
