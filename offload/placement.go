@@ -299,22 +299,7 @@ func (p *planner) upSoft(port string, soft []*flow.Flow) {
 // uplinkSoft returns the software rules of every uplink's chain 0: as
 // planned where the batch touched them, else as installed.
 func (p *planner) uplinkSoft() []*flow.Flow {
-	var out []*flow.Flow
-	for name, ref := range p.e.ports {
-		if ref.port.Kind != nic.PortUplink {
-			continue
-		}
-		if soft, ok := p.uplinks[name]; ok {
-			out = append(out, soft...)
-			continue
-		}
-		for _, en := range p.e.chainEntries(chainKey{name, 0}) {
-			if en.state == StateSoftware && !p.replaced[en] {
-				out = append(out, en.flow)
-			}
-		}
-	}
-	return out
+	return p.e.uplinkSoftOf(p.uplinks, p.replaced)
 }
 
 // walk goes through one chain's rules in tc order with the batch's
@@ -438,14 +423,23 @@ func (e *Engine) portRank(port string) int {
 
 // uplinkSoft returns the installed rules of every uplink's chain 0 that
 // run only in software.
-func (e *Engine) uplinkSoft() []*flow.Flow {
+func (e *Engine) uplinkSoft() []*flow.Flow { return e.uplinkSoftOf(nil, nil) }
+
+// uplinkSoftOf is uplinkSoft with planned uplinks (their software rules
+// as a plan sees them) and installed flows a batch replaces left out.
+func (e *Engine) uplinkSoftOf(planned map[string][]*flow.Flow, replaced map[*entry]bool) []*flow.Flow {
 	var out []*flow.Flow
 	for name, ref := range e.ports {
-		if ref.port.Kind == nic.PortUplink {
-			for _, en := range e.chainEntries(chainKey{name, 0}) {
-				if en.state == StateSoftware {
-					out = append(out, en.flow)
-				}
+		if ref.port.Kind != nic.PortUplink {
+			continue
+		}
+		if soft, ok := planned[name]; ok {
+			out = append(out, soft...)
+			continue
+		}
+		for _, en := range e.chainEntries(chainKey{name, 0}) {
+			if en.state == StateSoftware && !replaced[en] {
+				out = append(out, en.flow)
 			}
 		}
 	}
